@@ -1,0 +1,53 @@
+"""The `nmmfast` command line: one subcommand per stage of the study.
+
+Each subcommand lives in the module that owns the concept and exposes two functions:
+`configure_parser(parser)` adds its arguments and `run_cli(args) -> int` runs it. The module is
+imported only when its subcommand runs, so `nmmfast info` does not pay for torch or transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module that implements it, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("nmmfast._info_cli", "what was built (CUDA kernels, architectures) and what is usable"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmmfast",
+        description="Diagnose how pose-based sign-language models use non-manual markers.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    if not argv or argv[0] not in SUBCOMMANDS:
+        args = top.parse_args(argv)
+        if args.version:
+            from nmmfast import __version__
+
+            print(__version__)
+            return 0
+        top.print_help()
+        return 1
+    name = argv[0]
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"nmmfast {name}", description=SUBCOMMANDS[name][1])
+    module.configure_parser(parser)
+    args = parser.parse_args(argv[1:])
+    return int(module.run_cli(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
