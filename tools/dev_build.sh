@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the compiled core and places it in the source tree, so `python -m pytest` and
+# `python -m nmmfast.cli` run straight from the checkout while editing. Extra arguments go to pip
+# (e.g. -Ccmake.define.NMMFAST_CUDA=OFF).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip install --no-build-isolation --no-deps --target build/dev-install "$@" . >/dev/null
+cp build/dev-install/nmmfast/_C*.so nmmfast/
+python -c "import nmmfast, json; print(json.dumps(nmmfast.info()))"
