@@ -1,4 +1,5 @@
-"""nmmfast: fast, verifiable diagnosis of how pose-based sign-language models use non-manual markers.
+"""nmmfast: fast, verifiable diagnosis of how pose-based sign-language models use non-manual
+markers.
 
 The package root exposes the build report (`info`) and the version; every concept lives in its own
 module (`skeleton`, `data`, `model`, `metrics`, `attribution`, `kernels`, ...). The compiled core is

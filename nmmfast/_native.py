@@ -1,4 +1,4 @@
-"""Loads the compiled core `nmmfast._C` and reports what it was built with and what is usable now."""
+"""Loads the compiled core `nmmfast._C`; reports what it was built with and what is usable now."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 
 
-def _sample_baseline(baseline: torch.Tensor | None, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+def _sample_baseline(
+    baseline: torch.Tensor | None, x: torch.Tensor, start: int, end: int
+) -> torch.Tensor:
     if baseline is None:
         return torch.zeros_like(x)
     if baseline.dim() == 2:

@@ -72,8 +72,8 @@ def ig_scale(
 
     Returns:
         scaled: [N * m, t_max, J, C]; row n*m+k on frame t < len_n is
-            baseline_n[t] + alphas[n, k] * (x_n[t] - baseline_n[t]); frames t >= len_n repeat the last
-            real frame.
+            baseline_n[t] + alphas[n, k] * (x_n[t] - baseline_n[t]); frames t >= len_n repeat
+            the last real frame.
         mask: [N * m, t_max] bool, True on real frames.
     """
     is_numpy = isinstance(packed, np.ndarray)
@@ -87,7 +87,9 @@ def ig_scale(
     if t_max is None:
         t_max = longest
     elif int(t_max) < longest:
-        raise ValueError(f"ig_scale: t_max={t_max} is shorter than the longest sample ({longest} frames)")
+        raise ValueError(
+            f"ig_scale: t_max={t_max} is shorter than the longest sample ({longest} frames)"
+        )
     t_max = int(t_max)
     alphas_t, per_sample = _step_vector(alphas, "alphas", n_samples, packed_t, "ig_scale")
     n_steps = alphas_t.shape[-1]
@@ -167,14 +169,19 @@ def ig_reduce(
     total_frames, joints, channels = packed_t.shape
     grads_t = _tensor(grads, "grads", "ig_reduce")
     if grads_t.dim() != 4:
-        raise ValueError(f"ig_reduce: grads must be [N*m, t_max, J, C], got shape {tuple(grads_t.shape)}")
+        raise ValueError(
+            f"ig_reduce: grads must be [N*m, t_max, J, C], got shape {tuple(grads_t.shape)}"
+        )
     if grads_t.dtype not in _STORAGE_DTYPES:
-        raise ValueError(f"ig_reduce: grads must be float32/float16/bfloat16/float64, got {grads_t.dtype}")
+        raise ValueError(
+            f"ig_reduce: grads must be float32/float16/bfloat16/float64, got {grads_t.dtype}"
+        )
     if grads_t.device != device:
         raise ValueError(f"ig_reduce: grads is on {grads_t.device} but packed is on {device}")
     if tuple(grads_t.shape[2:]) != (joints, channels):
         raise ValueError(
-            f"ig_reduce: grads has J, C = {tuple(grads_t.shape[2:])} but packed has {(joints, channels)}"
+            f"ig_reduce: grads has J, C = {tuple(grads_t.shape[2:])} but packed has "
+            f"{(joints, channels)}"
         )
     weights_t, per_sample = _step_vector(weights, "weights", n_samples, packed_t, "ig_reduce")
     n_steps = weights_t.shape[-1]
@@ -186,7 +193,9 @@ def ig_reduce(
     t_max = grads_t.shape[1]
     longest = int(host_offsets.diff().max()) if n_samples else 0
     if t_max < longest:
-        raise ValueError(f"ig_reduce: grads has t_max={t_max} < the longest sample ({longest} frames)")
+        raise ValueError(
+            f"ig_reduce: grads has t_max={t_max} < the longest sample ({longest} frames)"
+        )
     grads_t = grads_t.contiguous()
     baseline_t, baseline_kind = _baseline(baseline, packed_t, "ig_reduce")
     regions = _tensor(region_of_joint, "region_of_joint", "ig_reduce")
@@ -201,7 +210,9 @@ def ig_reduce(
     needed = int(regions_host.max()) + 1 if joints else 0
     n_regions = needed if n_regions is None else int(n_regions)
     if n_regions < needed:
-        raise ValueError(f"ig_reduce: region_of_joint uses region {needed - 1} but n_regions={n_regions}")
+        raise ValueError(
+            f"ig_reduce: region_of_joint uses region {needed - 1} but n_regions={n_regions}"
+        )
 
     def empty(*shape: int) -> torch.Tensor:
         return torch.empty(shape, dtype=packed_t.dtype, device=device)
@@ -258,13 +269,17 @@ def _tensor(value: Any, name: str, op: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, (list, tuple, int, float)):
         return torch.as_tensor(value)
-    raise TypeError(f"{op}: {name} must be a NumPy array or a torch tensor, got {type(value).__name__}")
+    raise TypeError(
+        f"{op}: {name} must be a NumPy array or a torch tensor, got {type(value).__name__}"
+    )
 
 
 def _pose_tensor(value: Any, name: str, op: str) -> torch.Tensor:
     tensor = _tensor(value, name, op)
     if tensor.dim() != 3:
-        raise ValueError(f"{op}: {name} must be [total_frames, J, C], got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"{op}: {name} must be [total_frames, J, C], got shape {tuple(tensor.shape)}"
+        )
     if tensor.dtype not in _POSE_DTYPES:
         raise ValueError(f"{op}: {name} must be float32 or float64, got {tensor.dtype}")
     return tensor.contiguous()
@@ -272,7 +287,12 @@ def _pose_tensor(value: Any, name: str, op: str) -> torch.Tensor:
 
 def _host_offsets(offsets: Any, total_frames: int, op: str) -> torch.Tensor:
     tensor = _tensor(offsets, "offsets", op)
-    if tensor.dim() != 1 or tensor.numel() < 1 or tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
+    if (
+        tensor.dim() != 1
+        or tensor.numel() < 1
+        or tensor.dtype.is_floating_point
+        or tensor.dtype == torch.bool
+    ):
         raise ValueError(
             f"{op}: offsets must be an integer vector [N + 1], got {tensor.dtype} of shape "
             f"{tuple(tensor.shape)}"
@@ -285,8 +305,12 @@ def _host_offsets(offsets: Any, total_frames: int, op: str) -> torch.Tensor:
         bad = torch.nonzero(lengths <= 0).flatten()
         if bad.numel():
             n = int(bad[0])
-            kind = "zero-length" if int(lengths[n]) == 0 else "negative-length (offsets not monotone)"
-            raise ValueError(f"{op}: offsets give sample {n} a {kind} range [{int(host[n])}, {int(host[n + 1])})")
+            kind = (
+                "zero-length" if int(lengths[n]) == 0 else "negative-length (offsets not monotone)"
+            )
+            raise ValueError(
+                f"{op}: offsets give sample {n} a {kind} range [{int(host[n])}, {int(host[n + 1])})"
+            )
     if int(host[-1]) != total_frames:
         raise ValueError(
             f"{op}: offsets[-1] = {int(host[-1])} but packed holds {total_frames} frames"
@@ -309,7 +333,8 @@ def _step_vector(
     elif tensor.dim() == 2:
         if tensor.shape[0] != n_samples:
             raise ValueError(
-                f"{op}: {name} is [N, m] with N={tensor.shape[0]} but offsets describe {n_samples} samples"
+                f"{op}: {name} is [N, m] with N={tensor.shape[0]} but offsets describe "
+                f"{n_samples} samples"
             )
         per_sample = True
     else:
@@ -348,7 +373,9 @@ def _resolve_dtype(dtype: Any) -> torch.dtype:
     return resolved
 
 
-def _check_out(tensor: torch.Tensor, name: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> None:
+def _check_out(
+    tensor: torch.Tensor, name: str, shape: tuple, dtype: torch.dtype, device: torch.device
+) -> None:
     if tuple(tensor.shape) != tuple(shape) or tensor.dtype != dtype or tensor.device != device:
         raise ValueError(
             f"ig_scale: {name} must be {tuple(shape)} {dtype} on {device}, got "
