@@ -2,9 +2,24 @@ from __future__ import annotations
 
 import pytest
 
-from nmmfast.testing import devices
+import nmmfast
+
+_GPU_USABLE = nmmfast.info()["gpu_usable"]
+_NO_GPU_REASON = (
+    "no usable GPU: needs nmmfast built with CUDA kernels and an NVIDIA GPU with a driver "
+    f"(cuda_compiled={nmmfast.info()['cuda_compiled']}, cuda_devices={nmmfast.info()['cuda_devices']})"
+)
 
 
-@pytest.fixture(params=devices())
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[pytest.mark.cuda, pytest.mark.skipif(not _GPU_USABLE, reason=_NO_GPU_REASON)],
+        ),
+    ]
+)
 def device(request: pytest.FixtureRequest) -> str:
+    """Runs a test on the CPU kernels and, where a GPU is usable, on the CUDA kernels."""
     return request.param
