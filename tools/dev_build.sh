@@ -4,6 +4,7 @@
 # (e.g. -Ccmake.define.NMMFAST_CUDA=OFF).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+rm -rf build/dev-install
 pip install --no-build-isolation --no-deps --target build/dev-install "$@" . >/dev/null
 cp build/dev-install/nmmfast/_C*.so nmmfast/
 python -c "import nmmfast, json; print(json.dumps(nmmfast.info()))"
