@@ -14,6 +14,9 @@ import sys
 # name -> (module that implements it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("nmmfast._info_cli", "what was built (CUDA kernels, architectures) and what is usable"),
+    "import": ("nmmfast.data.importers", "import poses (Uni-Sign pkl, .pose, Pose86K, npz), labels"),
+    "split": ("nmmfast.data.partitions", "build the control / signer / sentence partitions"),
+    "evaluate": ("nmmfast.evaluate", "score predictions: WER, BLEU-1..4, seen rate, overlap"),
 }
 
 
