@@ -16,6 +16,7 @@ Run: python benchmarks/bench_extract.py [--quick] [--frames 90] [--det-every 1,8
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, help="a real video (default: synthetic)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--gpu", action="store_true", help="also ONNX Runtime CUDA vs TensorRT")
+    parser.add_argument("--json", type=Path, help="write the CPU results and summary here as JSON")
     args = parser.parse_args()
     try:
         import rtmlib
@@ -147,6 +149,18 @@ def main() -> None:
         for label, seconds in rows:
             ratio = "  (base)" if seconds is base else f"{base / seconds:8.2f}x"
             print(f"  {label:<40}{seconds * 1e3:10.1f} ms{count / seconds:10.1f} frames/s {ratio}")
+        if args.json:
+            summary = [
+                {"claim": f"extraction frames/s vs rtmlib Wholebody, ORT CPU, {label[8:]}",
+                 "ours": f"{count / seconds:.1f} frames/s", "peer": f"{count / base:.1f} frames/s",
+                 "ratio": base / seconds, "goal": "≥ 2x"}
+                for label, seconds in rows[1:]
+            ]
+            args.json.write_text(json.dumps({
+                "benchmark": "extract", "frames": count, "max_keypoint_diff_px": worst,
+                "rows": [{"run": label, "seconds": seconds, "frames_per_s": count / seconds}
+                         for label, seconds in rows],
+                "summary": summary}, indent=1))
         if args.gpu:
             _bench_gpu(det, pose, video, count, det_every, repeats, Path(tmp) / "engines")
 
