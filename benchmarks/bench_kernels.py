@@ -159,7 +159,18 @@ def main(argv: list[str] | None = None) -> dict:
             f"{row['kernel']:<10} {row['ours_ms']:9.2f} {row['plain_pytorch_ms']:9.2f} "
             f"{row['speedup']:6.1f}x {row['ours_GBps']:8.1f}{extra}"
         )
-    result = {"benchmark": "kernels", "machine": machine, "results": rows}
+    goal = "≥ 3x" if device == "cpu" else "≥ 80% of bandwidth"
+    summary = [
+        {
+            "claim": f"{row['kernel']} vs plain PyTorch ({device})",
+            "ours": f"{row['ours_ms']:.2f} ms",
+            "peer": f"{row['plain_pytorch_ms']:.2f} ms",
+            "ratio": row["speedup"],
+            "goal": goal,
+        }
+        for row in rows
+    ]
+    result = {"benchmark": "kernels", "machine": machine, "results": rows, "summary": summary}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

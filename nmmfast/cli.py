@@ -13,10 +13,19 @@ import sys
 
 # name -> (module that implements it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("nmmfast._info_cli", "what was built (CUDA kernels, architectures) and what is usable"),
+    "info": ("nmmfast._info_cli", "what was built (CUDA kernels, architectures), what is usable"),
+    "synth": ("nmmfast.data.synth", "generate the SynNMM corpus: poses, manifest, planted NMMs"),
     "import": ("nmmfast.data.importers", "import poses (Uni-Sign pkl, .pose, Pose86K, npz), labels"),
     "split": ("nmmfast.data.partitions", "build the control / signer / sentence partitions"),
+    "train": ("nmmfast.train", "train the pose→text model (CSLR or SLT) on a corpus partition"),
+    "decode": ("nmmfast.decode", "beam-decode a split with a trained run; JSON Lines predictions"),
     "evaluate": ("nmmfast.evaluate", "score predictions: WER, BLEU-1..4, seen rate, overlap"),
+    "attribute": ("nmmfast.attribution.job", "Integrated Gradients: joint and region shares"),
+    "probe": ("nmmfast.probes.cli", "tracking failure, counterfactual regions, signer identity"),
+    "extract": ("nmmfast.extract._cli", "videos -> whole-body poses (YOLOX + RTMPose) in a store"),
+    "demo": ("nmmfast.demo", "the whole study on the built-in SynNMM corpus, with the report"),
+    "report": ("nmmfast.report.build", "the HTML report (and CSV/JSON tables) of a study directory"),
+    "bench": ("nmmfast.bench", "run the benchmarks against their peers; one summary table"),
 }
 
 

@@ -1,0 +1,152 @@
+"""Training-step throughput: our pose encoder vs a straightforward Uni-Sign port (fp32, 1×1
+Conv2d + 5-D einsum GCN), both at unisign-base pose size with the tiny text side.
+
+Both models hold the same weights; the script first checks that they compute the same loss and
+gradients, then times forward + backward + AdamW step and prints samples/s and the ratio.
+Usage: python benchmarks/bench_train.py [--batch 4] [--frames 64] [--threads N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import timeit  # noqa: E402
+
+from nmmfast.model import (  # noqa: E402
+    CONFIGS,
+    ModelConfig,
+    PoseEncoderConfig,
+    WordTokenizer,
+    build_model,
+    load_unisign_checkpoint,
+)
+from nmmfast.model._reference import ReferencePoseEncoder  # noqa: E402
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.pose_encoder = encoder
+
+
+def build_pair(seed: int = 0):
+    """(ours, port): UniSignModels with identical weights; the port's pose encoder is the einsum
+    reference. pad_invariant is off so both see exactly Uni-Sign's computation."""
+    torch.manual_seed(seed)
+    words = [f"w{i}" for i in range(60)]
+    tokenizer = WordTokenizer.build(["Translate sign language video to English: ", *words])
+    config = ModelConfig(
+        name="bench", pose=PoseEncoderConfig(pad_invariant=False), text=CONFIGS["tiny"].text
+    )
+    ours = build_model(config, tokenizer=tokenizer)
+    reference = ReferencePoseEncoder(ours.graph, config.pose, ours.d_model)
+    load_unisign_checkpoint(reference.state_dict(), _Holder(ours.pose_encoder))
+    port = copy.deepcopy(ours)
+    port.pose_encoder = reference
+    return ours, port, words
+
+
+def check_equal(ours, port, poses, mask, targets) -> float:
+    """Max relative difference of loss and pose-side gradients between the two models, computed
+    in float64 (in float32 the train-mode BatchNorm backward amplifies rounding to ~1e-3)."""
+    worst = 0.0
+    results = []
+    poses = poses.double()
+    for model in (copy.deepcopy(ours).double(), copy.deepcopy(port).double()):
+        model.train()
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # same dropout masks in the shared text side
+        loss = model(poses, mask, targets)
+        loss.backward()
+        results.append((loss.detach(), model.pose_encoder))
+    (loss_a, enc_a), (loss_b, enc_b) = results
+    worst = max(worst, float((loss_a - loss_b).abs() / loss_b.abs()))
+    pairs = [
+        (enc_a.proj.weight, enc_b.pose_proj.weight),
+        (enc_a.part_bias, enc_b.part_para),
+        (enc_a.input_proj["hand"].weight, enc_b.proj_linear["right"].weight),
+    ]
+    for a, b in pairs:
+        worst = max(worst, float((a.grad - b.grad).abs().max() / b.grad.abs().max()))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 30 s")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time bf16 autocast (default: when the CPU has native bf16)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.batch, args.frames, args.repeats = 2, 32, 3
+    if args.bf16 is None:
+        args.bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    ours, port, words = build_pair()
+    generator = torch.Generator().manual_seed(0)
+    poses = torch.rand(args.batch, args.frames, 69, 3, generator=generator) * 2 - 1
+    mask = torch.ones(args.batch, args.frames, dtype=torch.bool)
+    targets = ours.tokenize_targets([" ".join(words[i : i + 6]) for i in range(args.batch)])
+    error = check_equal(ours, port, poses, mask, targets)
+    print(
+        f"equality check (float64): max relative difference of loss and pose-side gradients "
+        f"{error:.1e}"
+    )
+    if error > 1e-9:
+        print("FAILED: the two implementations disagree", file=sys.stderr)
+        return 1
+
+    contenders = [("port (einsum GCN), fp32", port, False), ("nmmfast, fp32", ours, False)]
+    if args.bf16:
+        ours.eval()
+        with torch.no_grad():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = ours(poses, mask, targets)
+            full = ours(poses, mask, targets)
+        print(f"bf16 autocast: eval loss {float(low):.4f} vs fp32 {float(full):.4f}")
+        contenders.append(("nmmfast, bf16 autocast", ours, True))
+    rates = {}
+    for name, model, bf16 in contenders:
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+
+        def step(model=model, optimizer=optimizer, bf16=bf16):
+            if bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = model(poses, mask, targets)
+            else:
+                loss = model(poses, mask, targets)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        seconds = timeit(step, warmup=1 if args.quick else 2, repeats=args.repeats)
+        rates[name] = args.batch / seconds
+        print(f"{name:20s} {seconds * 1e3:9.1f} ms/step  {rates[name]:8.2f} samples/s")
+    base = rates["port (einsum GCN), fp32"]
+    print(f"batch {args.batch} x {args.frames} frames, {torch.get_num_threads()} threads:")
+    for name, rate in rates.items():
+        if name != "port (einsum GCN), fp32":
+            print(f"  {name} / port fp32 = {rate / base:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""`nmmfast attribute`: Integrated Gradients over a partition's split, streamed to disk.
+
+Each sample's result is written atomically to `OUT/samples/<id>.npz` as soon as its batch is done,
+so an interrupted job resumes without recomputing finished samples; ranks (`torchrun` or
+--rank/--world-size) take every W-th sample, and the last rank to finish merges the shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nmmfast.attribution.quadrature import METHODS
+from nmmfast.attribution.sequence import SequenceAttributor
+from nmmfast.attribution.shares import (
+    attribution_shares,
+    completeness_stats,
+    format_share_table,
+    frame_region_curves,
+    share_table,
+    token_region_shares,
+)
+
+__all__ = ["attribute_partition", "configure_parser", "load_samples", "run_attribution",
+           "run_cli", "summarize"]
+
+JOB_FILE = "job.json"
+SAMPLES_DIR = "samples"
+SUMMARY_FILE = "summary.json"
+# settings that may change between a run and its resumption without changing any number
+_VOLATILE = ("rank", "world_size", "device", "batch_rows", "samples_per_call", "limit")
+
+
+def _sample_file(out: Path, sample_id: str) -> Path:
+    safe = sample_id.replace(os.sep, "__").replace("/", "__")
+    return out / SAMPLES_DIR / f"{safe}.npz"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_sample(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
+
+
+def _shard(ids: Sequence[str], rank: int, world_size: int) -> list[str]:
+    return [sample_id for k, sample_id in enumerate(ids) if k % world_size == rank]
+
+
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    rank = int(os.environ.get("RANK", 0)) if rank is None else int(rank)
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else int(world_size)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+    return rank, world_size
+
+
+def _check_job(out: Path, settings: dict[str, Any]) -> None:
+    """Write job.json, or check that an existing one describes the same job."""
+    path = out / JOB_FILE
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        for key, value in settings.items():
+            if key in _VOLATILE:
+                continue
+            if previous.get(key) != value:
+                raise ValueError(
+                    f"{path}: this directory holds a job with {key}={previous.get(key)!r}, not "
+                    f"{value!r}; use another --out (or delete it) to start a new job"
+                )
+        return
+    _atomic_write_text(path, json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
+
+
+def run_attribution(
+    model: Any,
+    corpus: Any,
+    partition: str,
+    out: str | os.PathLike,
+    *,
+    task: str,
+    split: str = "test",
+    target: str = "decoded",
+    method: str = "gausslegendre",
+    n_steps: int = 50,
+    tolerance: float | None = None,
+    max_steps: int = 512,
+    per_token: bool = False,
+    batch_rows: int | None = None,
+    samples_per_call: int = 8,
+    max_frames: int | None = None,
+    num_beams: int = 4,
+    max_new_tokens: int = 100,
+    rank: int | None = None,
+    world_size: int | None = None,
+    save_attributions: bool = False,
+    limit: int | None = None,
+    max_samples: int | None = None,
+    top: int = 10,
+    progress: bool = False,
+    extra_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Attribute every sample of `split` of `partition` with `model`; write results under `out`.
+
+    corpus: a corpus directory or an open `nmmfast.data.dataset.Corpus`. target: "decoded"
+    (the model's own beam-search output) or "reference". `max_samples` attributes only the
+    split's first that many samples (part of the job's definition); `limit` stops after that
+    many new samples (the rest is done on the next call). Returns {"computed", "skipped_existing",
+    "shard", "summary" (None until every rank is done)}.
+    """
+    from nmmfast.data.dataset import Corpus, PoseDataset
+
+    if target not in ("decoded", "reference"):
+        raise ValueError(f"target must be 'decoded' or 'reference', got {target!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if samples_per_call < 1:
+        raise ValueError(f"samples_per_call must be >= 1, got {samples_per_call}")
+    rank, world_size = _rank_and_world(rank, world_size)
+    out = Path(out)
+    (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+    data = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
+    ids = data.partition(partition)[split]
+    if max_samples is not None:
+        ids = ids[: max(0, int(max_samples))]
+    layout = model.config.layout
+    max_frames = int(max_frames or model.config.max_frames)
+    settings = {
+        "partition": partition, "split": split, "task": task, "target": target,
+        "method": method, "n_steps": n_steps, "tolerance": tolerance, "max_steps": max_steps,
+        "per_token": per_token, "max_frames": max_frames, "max_samples": max_samples,
+        "num_beams": num_beams,
+        "max_new_tokens": max_new_tokens, "layout": layout,
+        "corpus": str(Path(data.path).resolve()),
+        "rank": rank, "world_size": world_size, "batch_rows": batch_rows,
+        "samples_per_call": samples_per_call, "limit": limit,
+        "stop_gradient_lifted": True, "baseline": "zero pose",
+        **(extra_settings or {}),
+    }
+    _check_job(out, settings)
+    dataset = PoseDataset(data, _shard(ids, rank, world_size), task, layout=layout,
+                          max_frames=max_frames)
+    pending = [
+        k for k, sample_id in enumerate(dataset.sample_ids)
+        if not _sample_file(out, sample_id).is_file()
+    ]
+    existing = len(dataset) - len(pending)
+    if limit is not None:
+        pending = pending[: max(0, int(limit))]
+    pending.sort(key=lambda k: -dataset.lengths[k])  # similar lengths share engine calls
+    attributor = SequenceAttributor(model)
+    regions = torch.as_tensor(np.asarray(_layout(layout).region_of_joint), dtype=torch.int64)
+    one_hot = torch.nn.functional.one_hot(regions, int(regions.max()) + 1).float()
+    chunks = [pending[i : i + samples_per_call] for i in range(0, len(pending), samples_per_call)]
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc=f"attribute rank {rank}", unit="call", leave=False)
+    computed = 0
+    for chunk in chunks:
+        items = [dataset[k] for k in chunk]
+        poses = [poses for _, poses, _ in items]
+        targets = None if target == "decoded" else [text for _, _, text in items]
+        res = attributor.attribute(
+            poses, targets, n_steps=n_steps, method=method, per_token=per_token,
+            batch_rows=batch_rows, tolerance=tolerance, max_steps=max_steps,
+            num_beams=num_beams, max_new_tokens=max_new_tokens,
+        )
+        for row, (sample_id, _, reference) in enumerate(items):
+            arrays = _sample_arrays(res, row, one_hot, per_token, save_attributions)
+            meta = {"id": sample_id, "reference": reference, "target": res.target_text[row],
+                    "tokens": res.target_tokens[row]}
+            arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+            _write_sample(_sample_file(out, sample_id), arrays)
+            computed += 1
+    skipped = {reason: list(v) for reason, v in dataset.skipped_ids.items()}
+    done = computed + existing == len(dataset)
+    if done:
+        _atomic_write_text(out / f"done-{rank}-of-{world_size}.json",
+                           json.dumps({"samples": len(dataset), "skipped": skipped}) + "\n")
+    finished = all((out / f"done-{r}-of-{world_size}.json").is_file() for r in range(world_size))
+    summary = summarize(out, top=top) if finished else None
+    return {"computed": computed, "skipped_existing": existing, "shard": len(dataset),
+            "summary": summary}
+
+
+def _layout(name: Any) -> Any:
+    from nmmfast.skeleton import get_layout
+
+    return get_layout(name)
+
+
+def _sample_arrays(
+    res: Any, row: int, one_hot: torch.Tensor, per_token: bool, save_attributions: bool
+) -> dict[str, np.ndarray]:
+    ig = res.ig
+    attr = ig.attributions[row].detach().float().cpu()  # [T, J, C] or [L, T, J, C]
+    length = res.token_lengths()[row]
+    arrays: dict[str, np.ndarray] = {}
+    if per_token:
+        tokens = attr[:length]
+        arrays["token_region_abs"] = (tokens.abs().sum(-1) @ one_hot).sum(1).numpy()
+        arrays["token_delta"] = ig.delta[row, :length].numpy()
+        arrays["token_f_input"] = ig.f_input[row, :length].numpy()
+        arrays["token_f_baseline"] = ig.f_baseline[row, :length].numpy()
+        attr = tokens.sum(0)
+        f_input = float(ig.f_input[row, :length].sum())
+        f_baseline = float(ig.f_baseline[row, :length].sum())
+        total = float(ig.total[row, :length].sum())
+        delta = total - (f_input - f_baseline)
+    else:
+        f_input, f_baseline = float(ig.f_input[row]), float(ig.f_baseline[row])
+        total, delta = float(ig.total[row]), float(ig.delta[row])
+    joint_abs = attr.abs().sum(dim=(0, 2))
+    joint_signed = attr.sum(dim=(0, 2))
+    arrays.update(
+        joint_abs=joint_abs.double().numpy(),
+        joint_signed=joint_signed.double().numpy(),
+        region_abs=(joint_abs @ one_hot).double().numpy(),
+        region_signed=(joint_signed @ one_hot).double().numpy(),
+        frame_region_abs=(attr.abs().sum(-1) @ one_hot).numpy(),
+        total=np.float64(total),
+        delta=np.float64(delta),
+        f_input=np.float64(f_input),
+        f_baseline=np.float64(f_baseline),
+        n_steps=np.int64(ig.n_steps[row]),
+        converged=np.bool_(ig.converged[row]),
+        target_ids=res.target_ids[row].numpy(),
+    )
+    if save_attributions:
+        arrays["attributions"] = attr.numpy()
+    return arrays
+
+
+def load_samples(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every sample file of a job directory, as dicts of arrays plus the "meta" fields."""
+    directory = Path(out) / SAMPLES_DIR
+    samples = []
+    for path in sorted(directory.glob("*.npz")):
+        with np.load(path, allow_pickle=False) as data:
+            record = {key: data[key] for key in data.files if key != "meta"}
+            record.update(json.loads(str(data["meta"])))
+        samples.append(record)
+    samples.sort(key=lambda r: r["id"])
+    return samples
+
+
+def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[str, Any]:
+    """Merge a job's sample files into shares, tables, curves and completeness statistics.
+
+    Writes summary.json, shares_joint.csv, table.md, table.csv, frame_curves.csv (and
+    token_shares.json for per-token jobs) under `out`; returns the summary dict.
+    """
+    out = Path(out)
+    settings = json.loads((out / JOB_FILE).read_text(encoding="utf-8"))
+    samples = load_samples(out)
+    if not samples:
+        raise ValueError(f"{out}: no sample results to summarize")
+    layout = _layout(settings["layout"])
+    shares = attribution_shares(np.stack([s["joint_abs"] for s in samples]), layout)
+    table = share_table(shares, top=top, study_labels=True)
+    curves = frame_region_curves([s["frame_region_abs"] for s in samples], n_bins=n_bins)
+    stats = completeness_stats(
+        [float(s["delta"]) for s in samples],
+        [float(s["f_input"]) for s in samples],
+        [float(s["f_baseline"]) for s in samples],
+    )
+    key = f"{settings['partition']}/{settings['task']}"
+    summary: dict[str, Any] = {
+        "job": {k: v for k, v in settings.items() if k not in _VOLATILE},
+        "samples": len(samples),
+        "region_shares": dict(zip(shares.region_names, map(float, shares.region), strict=True)),
+        "completeness": stats,
+        "converged": int(sum(bool(s["converged"]) for s in samples)),
+        "table": table,
+    }
+    if "token_region_abs" in samples[0]:
+        tokens = token_region_shares([s["token_region_abs"] for s in samples],
+                                     [s["tokens"] for s in samples])
+        token_doc = {w: dict(zip(shares.region_names, map(float, v), strict=True))
+                     for w, v in sorted(tokens.items())}
+        _atomic_write_text(out / "token_shares.json", json.dumps(token_doc, indent=1,
+                                                                 ensure_ascii=False) + "\n")
+        summary["token_shares"] = "token_shares.json"
+    lines = ["joint,region,share"] + [
+        f"{name},{shares.region_names[r]},{value:.6f}"
+        for name, r, value in zip(shares.joint_names, shares.region_of_joint, shares.joint,
+                                  strict=True)
+    ]
+    _atomic_write_text(out / "shares_joint.csv", "\n".join(lines) + "\n")
+    _atomic_write_text(out / "table.md", format_share_table({key: table}, "markdown"))
+    _atomic_write_text(out / "table.csv", format_share_table({key: table}, "csv"))
+    curve_lines = ["bin," + ",".join(shares.region_names)] + [
+        f"{b}," + ",".join(f"{v:.4f}" for v in row) for b, row in enumerate(curves)
+    ]
+    _atomic_write_text(out / "frame_curves.csv", "\n".join(curve_lines) + "\n")
+    _atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    return summary
+
+
+def attribute_partition(
+    run: str | os.PathLike,
+    corpus: str | os.PathLike,
+    partition: str,
+    out: str | os.PathLike,
+    *,
+    checkpoint: str = "best",
+    device: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """`run_attribution` with a training run's weights (RUN/best.pt or last.pt) and task."""
+    from nmmfast.model import load_model
+
+    run = Path(run)
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    weights = run / f"{checkpoint}.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no {checkpoint!r} checkpoint in run {run}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(run, weights=weights).to(device)
+    extra = {"run": str(run), "checkpoint": checkpoint, "device": device}
+    return run_attribution(model, corpus, partition, out, task=meta["task"],
+                           extra_settings=extra, **options)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="training run directory")
+    parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
+    parser.add_argument("--partition", required=True, help="partition name (control, si, us)")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--out", required=True, metavar="DIR", help="job directory (resumable)")
+    parser.add_argument("--target", default="decoded", choices=["decoded", "reference"],
+                        help="attribute the model's own output (default) or the reference")
+    parser.add_argument("--method", default="gausslegendre", choices=list(METHODS))
+    parser.add_argument("--steps", type=int, default=50, help="step points (start, if adaptive)")
+    parser.add_argument("--tolerance", type=float,
+                        help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)|")
+    parser.add_argument("--max-steps", type=int, default=512)
+    parser.add_argument("--per-token", action="store_true",
+                        help="also attribute each target token (per-token region shares)")
+    parser.add_argument("--batch-rows", type=int, help="rows per forward pass (default: auto)")
+    parser.add_argument("--samples-per-call", type=int, default=8)
+    parser.add_argument("--max-frames", type=int, help="frames per sample (default: the model's)")
+    parser.add_argument("--beam", type=int, default=4, help="beam width for decoded targets")
+    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")
+    parser.add_argument("--world-size", type=int, help="shards (default: $WORLD_SIZE or 1)")
+    parser.add_argument("--max-samples", type=int,
+                        help="attribute only the split's first N samples")
+    parser.add_argument("--limit", type=int, help="stop after this many new samples (resumable)")
+    parser.add_argument("--top", type=int, default=10, help="joints per region in the table")
+    parser.add_argument("--save-attributions", action="store_true",
+                        help="keep each sample's full [T, J, C] attributions")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="only merge the finished sample files of --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    if args.summarize_only:
+        summary = summarize(args.out, top=args.top)
+        print(Path(args.out, "table.md").read_text(encoding="utf-8"), end="")
+        print(f"completeness: {summary['completeness']}", file=sys.stderr)
+        return 0
+    result = attribute_partition(
+        args.run, args.corpus, args.partition, args.out, checkpoint=args.checkpoint,
+        device=args.device, split=args.split, target=args.target, method=args.method,
+        n_steps=args.steps, tolerance=args.tolerance, max_steps=args.max_steps,
+        per_token=args.per_token, batch_rows=args.batch_rows,
+        samples_per_call=args.samples_per_call, max_frames=args.max_frames,
+        num_beams=args.beam, max_new_tokens=args.max_new_tokens, rank=args.rank,
+        world_size=args.world_size, save_attributions=args.save_attributions,
+        limit=args.limit, max_samples=args.max_samples, top=args.top, progress=not args.no_progress,
+    )
+    elapsed = time.perf_counter() - began
+    print(
+        f"attributed {result['computed']} samples ({result['skipped_existing']} already done) "
+        f"of {result['shard']} in this shard in {elapsed:.1f} s -> {args.out}",
+        file=sys.stderr,
+    )
+    if result["summary"] is not None:
+        print(Path(args.out, "table.md").read_text(encoding="utf-8"), end="")
+        print(f"completeness: {result['summary']['completeness']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,216 @@
+"""Decoding: beam search over a split, batched and length-bucketed, written as JSON Lines.
+
+`predict` decodes a `PoseDataset` with a model (pose encoder in PyTorch or ONNX Runtime);
+`decode` does it for a training run's best weights on a corpus partition and writes rows
+{"id", "prediction", "reference", "task"} in the split's order (skipped samples: prediction null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+
+__all__ = ["OnnxPoseEncoder", "configure_parser", "decode", "predict", "run_cli"]
+
+
+class OnnxPoseEncoder:
+    """The pose encoder as an ONNX Runtime session: (poses, mask) -> embeddings, like
+    `UniSignModel.pose_embeddings` (export with tools/export_onnx.py)."""
+
+    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+        )
+        self.path = Path(path)
+
+    def __call__(self, poses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        (embeddings,) = self.session.run(
+            ["embeddings"],
+            {"poses": poses.detach().cpu().float().numpy(), "mask": mask.detach().cpu().numpy()},
+        )
+        return torch.from_numpy(embeddings)
+
+
+@torch.no_grad()
+def predict(
+    model: Any,
+    dataset: PoseDataset,
+    *,
+    batch_size: int = 16,
+    num_beams: int = 4,
+    max_new_tokens: int = 100,
+    device: str | torch.device = "cpu",
+    encoder: Any = None,
+    progress: bool = False,
+) -> dict[str, str]:
+    """Decode every sample of `dataset`: id -> prediction string.
+
+    Batches hold samples of similar length (little padding); with the model's pad-invariant
+    encoder the result does not depend on batch size. `encoder` replaces the PyTorch pose
+    encoder (e.g. `OnnxPoseEncoder`); it maps (poses, mask) to [B, T, d_model].
+    """
+    model.eval()
+    sampler = BucketBatchSampler(dataset.lengths, batch_size)
+    predictions: dict[str, str] = {}
+    batches = list(sampler)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="decode", unit="batch", leave=False)
+    for indices in batches:
+        batch = collate([dataset[i] for i in indices]).to(device)
+        embeddings = None
+        if encoder is not None:
+            embeddings = encoder(batch.poses, batch.mask).to(device)
+        ids = model.generate(
+            batch.poses,
+            batch.mask,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            pose_embeddings=embeddings,
+        )
+        for sample_id, text in zip(batch.ids, model.decode(ids), strict=True):
+            predictions[sample_id] = text
+    return predictions
+
+
+def _run_weights(run: Path, checkpoint: str) -> Path:
+    path = run / f"{checkpoint}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {checkpoint!r} checkpoint in run {run}")
+    return path
+
+
+def decode(
+    run: str | os.PathLike,
+    corpus: str | os.PathLike,
+    partition: str,
+    *,
+    split: str = "test",
+    out: str | os.PathLike | None = None,
+    beam: int = 4,
+    max_new_tokens: int = 100,
+    batch_size: int = 16,
+    checkpoint: str = "best",
+    encoder_backend: str = "torch",
+    onnx_model: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Decode `split` of `partition` with a run's weights; write JSON Lines to `out` if given.
+
+    encoder_backend "onnxruntime" runs the pose encoder from `onnx_model` (default
+    RUN/pose_encoder.onnx, made by tools/export_onnx.py); the text model stays in PyTorch.
+    """
+    from nmmfast.model import load_model
+
+    run = Path(run)
+    meta = json.loads((run / "run.json").read_text())
+    task = meta["task"]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(run, weights=_run_weights(run, checkpoint)).to(device)
+    encoder = None
+    if encoder_backend == "onnxruntime":
+        encoder = OnnxPoseEncoder(onnx_model or run / "pose_encoder.onnx")
+    elif encoder_backend != "torch":
+        raise ValueError(
+            f"encoder_backend must be 'torch' or 'onnxruntime', got {encoder_backend!r}"
+        )
+    data = Corpus.open(corpus)
+    ids = data.partition(partition)[split]
+    dataset = PoseDataset(
+        data, ids, task, layout=model.config.layout, max_frames=model.config.max_frames
+    )
+    predictions = predict(
+        model,
+        dataset,
+        batch_size=batch_size,
+        num_beams=beam,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        encoder=encoder,
+        progress=progress,
+    )
+    skipped = {i: reason for reason, items in dataset.skipped_ids.items() for i in items}
+    rows = []
+    for sample_id in ids:
+        reference = target_of(data.rows[sample_id], task) if sample_id in data.rows else ""
+        row: dict[str, Any] = {
+            "id": sample_id,
+            "prediction": predictions.get(sample_id),
+            "reference": reference,
+            "task": task,
+        }
+        if sample_id in skipped:
+            row["skipped"] = skipped[sample_id]
+        rows.append(row)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+    return rows
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="training run directory")
+    parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
+    parser.add_argument("--partition", required=True, help="partition name (control, si, us)")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--out", required=True, metavar="predictions.jsonl")
+    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4)")
+    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    parser.add_argument("--encoder-backend", default="torch", choices=["torch", "onnxruntime"])
+    parser.add_argument(
+        "--onnx-model",
+        metavar="FILE.onnx",
+        help="pose encoder ONNX (default RUN_DIR/pose_encoder.onnx)",
+    )
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    rows = decode(
+        args.run,
+        args.corpus,
+        args.partition,
+        split=args.split,
+        out=args.out,
+        beam=args.beam,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
+        encoder_backend=args.encoder_backend,
+        onnx_model=args.onnx_model,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    decoded = sum(r["prediction"] is not None for r in rows)
+    elapsed = time.perf_counter() - start
+    print(
+        f"decoded {decoded}/{len(rows)} samples of {args.partition}/{args.split} "
+        f"in {elapsed:.1f} s -> {args.out}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,328 @@
+"""`nmmfast demo`: the whole study on the built-in SynNMM corpus with one command.
+
+Generates the corpus, builds the three partitions, trains CSLR and SLT models on each, decodes,
+scores, attributes, probes and writes the report. Every stage writes its outputs atomically into the
+study directory (`nmmfast.study`) and is skipped when a rerun finds them finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nmmfast.study import PARTITIONS, TASKS, StudyDir, read_json, write_json_atomic
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that moves a number of the demo; recorded in study.json."""
+
+    samples: int = 2000
+    seed: int = 0
+    config: str = "tiny"
+    epochs: int = 12
+    batch_size: int = 16
+    beam: int = 4
+    max_new_tokens: int = 60
+    partitions: tuple[str, ...] = PARTITIONS
+    tasks: tuple[str, ...] = TASKS
+    attribution_samples: int = 48  # test samples attributed per partition x task
+    ig_steps: int = 16
+    ig_method: str = "gausslegendre"
+    probe_samples: int = 120  # control test samples in the counterfactual probe
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> DemoSettings:
+        """A study small enough for CI: fewer samples and epochs, same stages and outputs."""
+        return cls(
+            samples=600,
+            seed=seed,
+            epochs=6,
+            beam=2,
+            max_new_tokens=40,
+            attribution_samples=16,
+            ig_steps=8,
+        )
+
+
+class Study:
+    """Runs the stages of the study in order; each stage is skipped when its outputs exist."""
+
+    def __init__(self, out: str | Path, settings: DemoSettings, *, progress: bool = True) -> None:
+        self.dirs = StudyDir.at(out)
+        self.settings = settings
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        if not self.dirs.record.is_file():
+            return
+        previous = read_json(self.dirs.record).get("settings", {})
+        current = json.loads(json.dumps(asdict(self.settings)))
+        if previous and previous != current:
+            changed = sorted(k for k in current if previous.get(k) != current[k])
+            raise ValueError(
+                f"{self.dirs.root} holds a study made with other settings ({', '.join(changed)}); "
+                f"choose a new --out or the same settings"
+            )
+
+    def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], Any]) -> None:
+        if done():
+            tqdm.write(f"[demo] {name}: already done, reusing") if self.progress else None
+            return
+        began = time.perf_counter()
+        run()
+        self.timings[name] = round(time.perf_counter() - began, 2)
+        self._write_record()
+
+    def _write_record(self) -> None:
+        import torch
+
+        import nmmfast
+
+        previous = read_json(self.dirs.record) if self.dirs.record.is_file() else {}
+        timings = {**previous.get("stage_seconds", {}), **self.timings}
+        write_json_atomic(
+            self.dirs.record,
+            {
+                "produced_by": "nmmfast demo",
+                "nmmfast": nmmfast.__version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "machine": platform.platform(),
+                "settings": asdict(self.settings),
+                "stage_seconds": timings,
+            },
+        )
+
+    # --- stages ---------------------------------------------------------------------------------
+
+    def corpus(self) -> None:
+        from nmmfast.data.synth import generate, write_corpus
+
+        def run() -> None:
+            corpus = generate(self.settings.samples, seed=self.settings.seed)
+            write_corpus(corpus, self.dirs.corpus, overwrite=True)
+
+        self._stage("corpus", lambda: (self.dirs.corpus / "manifest.jsonl").is_file(), run)
+
+    def partitions(self) -> None:
+        from nmmfast.data.annotations import read_manifest
+        from nmmfast.data.partitions import make_partitions, write_partitions
+
+        def run() -> None:
+            rows = read_manifest(self.dirs.corpus / "manifest.jsonl")
+            write_partitions(self.dirs.corpus, make_partitions(rows, seed=self.settings.seed))
+
+        parts = self.dirs.corpus / "partitions"
+        self._stage(
+            "partitions", lambda: all((parts / f"{p}.json").is_file() for p in PARTITIONS), run
+        )
+
+    def train(self, partition: str, task: str) -> None:
+        from nmmfast.train import train
+
+        run_dir = self.dirs.run(partition, task)
+        summary = run_dir / "summary.json"
+
+        def run() -> None:
+            result = train(
+                self.dirs.corpus,
+                partition,
+                task,
+                run_dir,
+                config=self.settings.config,
+                epochs=self.settings.epochs,
+                batch_size=self.settings.batch_size,
+                seed=self.settings.seed,
+                resume=(run_dir / "last.pt").is_file(),
+                dev_beam=self.settings.beam,
+                max_new_tokens=self.settings.max_new_tokens,
+                progress=self.progress,
+            )
+            write_json_atomic(summary, result)
+
+        self._stage(f"train {partition}-{task}", summary.is_file, run)
+
+    def decode(self, partition: str, task: str) -> None:
+        from nmmfast.decode import decode
+
+        out = self.dirs.predictions(partition, task)
+
+        def run() -> None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            decode(
+                self.dirs.run(partition, task),
+                self.dirs.corpus,
+                partition,
+                split="test",
+                out=out,
+                beam=self.settings.beam,
+                max_new_tokens=self.settings.max_new_tokens,
+                progress=self.progress,
+            )
+
+        self._stage(f"decode {partition}-{task}", out.is_file, run)
+
+    def evaluate(self, partition: str, task: str) -> None:
+        from nmmfast.evaluate import evaluate_file
+
+        out = self.dirs.metrics(partition, task)
+
+        def run() -> None:
+            reports = evaluate_file(
+                self.dirs.predictions(partition, task),
+                corpus=self.dirs.corpus,
+                partition=partition,
+                task=task,
+                beam=self.settings.beam,
+            )
+            scores = reports[task].as_dict()
+            write_json_atomic(out, {"partition": partition, "task": task, "scores": scores})
+
+        self._stage(f"evaluate {partition}-{task}", out.is_file, run)
+
+    def attribute(self, partition: str, task: str) -> None:
+        from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
+
+        out = self.dirs.attribution(partition, task)
+
+        def run() -> None:
+            attribute_partition(
+                self.dirs.run(partition, task), self.dirs.corpus, partition, out,
+                method=self.settings.ig_method, n_steps=self.settings.ig_steps,
+                max_samples=self.settings.attribution_samples, num_beams=self.settings.beam,
+                max_new_tokens=self.settings.max_new_tokens, progress=self.progress,
+            )
+
+        self._stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
+
+    def probes(self) -> None:
+        """Tracking failure over the whole corpus; counterfactual regions and signer identity
+        with the control partition's SLT model (the task whose text depends on the NMMs)."""
+        from nmmfast.data import PoseStore
+        from nmmfast.data.annotations import read_manifest
+        from nmmfast.data.partitions import load_partition
+        from nmmfast.probes.cli import write_json
+        from nmmfast.probes.tracking import tracking_report
+
+        tracking = self.dirs.probe("tracking")
+
+        def run_tracking() -> None:
+            store = PoseStore(self.dirs.corpus / "poses")
+            rows = read_manifest(self.dirs.corpus / "manifest.jsonl")
+            write_json(tracking_report(store, manifest_rows=rows), tracking)
+
+        self._stage("probe tracking", tracking.is_file, run_tracking)
+        partition, task = "control", "slt"
+        if partition not in self.settings.partitions or task not in self.settings.tasks:
+            return
+        test_ids = load_partition(self.dirs.corpus, partition)["test"]
+        counterfactual = self.dirs.probe("counterfactual", partition, task)
+        identity = self.dirs.probe("identity", partition, task)
+
+        def run_counterfactual() -> None:
+            from nmmfast.probes.counterfactual import counterfactual_probe
+
+            model = self._load_run(partition, task)
+            result = counterfactual_probe(
+                model, self.dirs.corpus, test_ids[: self.settings.probe_samples], task=task,
+                num_beams=self.settings.beam, max_new_tokens=self.settings.max_new_tokens,
+                progress=self.progress)
+            write_json(result, counterfactual)
+
+        def run_identity() -> None:
+            from nmmfast.probes.identity import identity_probe
+
+            model = self._load_run(partition, task)
+            write_json(identity_probe(model, self.dirs.corpus, test_ids, task=task,
+                                      seed=self.settings.seed, progress=self.progress), identity)
+
+        self._stage(f"probe counterfactual {partition}-{task}", counterfactual.is_file,
+                    run_counterfactual)
+        self._stage(f"probe identity {partition}-{task}", identity.is_file, run_identity)
+
+    def _load_run(self, partition: str, task: str) -> Any:
+        from nmmfast.model import load_model
+
+        run = self.dirs.run(partition, task)
+        return load_model(run, weights=run / "best.pt").eval()
+
+    def report(self) -> Path:
+        from nmmfast.report import build_report
+
+        began = time.perf_counter()
+        path = build_report(self.dirs.root)
+        self.timings["report"] = round(time.perf_counter() - began, 2)
+        self._write_record()
+        return path
+
+    def run_all(self) -> Path:
+        stages: list[tuple[str, Callable[[], None]]] = [
+            ("corpus", self.corpus),
+            ("partitions", self.partitions),
+        ]
+        for partition in self.settings.partitions:
+            for task in self.settings.tasks:
+                for step in (self.train, self.decode, self.evaluate, self.attribute):
+                    stages.append(
+                        (
+                            f"{step.__name__} {partition}-{task}",
+                            lambda s=step, p=partition, t=task: s(p, t),
+                        )
+                    )
+        stages.append(("probes", self.probes))
+        bar = tqdm(stages, desc="study", unit="stage", disable=not self.progress, file=sys.stderr)
+        for name, step in bar:
+            bar.set_postfix_str(name)
+            step()
+        return self.report()
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="nmm-study", help="study directory (default: nmm-study)")
+    parser.add_argument("--quick", action="store_true", help="a smaller study for CI (about 2 min)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of corpus, splits and training")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
+    began = time.perf_counter()
+    study = Study(args.out, settings, progress=not args.no_progress)
+    report = study.run_all()
+    print(f"study finished in {time.perf_counter() - began:.0f} s")
+    print(summary_text(study.dirs, report))
+    return 0
+
+
+def summary_text(dirs: StudyDir, report: Path) -> str:
+    """Where to look, with the headline numbers."""
+    lines = [f"report:      {report}"]
+    for partition in PARTITIONS:
+        parts = []
+        for task, key, label in (("cslr", "wer", "CSLR WER"), ("slt", "bleu4", "SLT BLEU-4")):
+            path = dirs.metrics(partition, task)
+            if path.is_file():
+                parts.append(f"{label} {read_json(path)['scores'][key]:.1f}")
+            shares = dirs.attribution(partition, task) / "summary.json"
+            if shares.is_file():
+                region = read_json(shares)["region_shares"]
+                parts.append(f"{task.upper()} shares " + " / ".join(
+                    f"{name} {value:.0f}%" for name, value in region.items()))
+        if parts:
+            lines.append(f"{partition + ':':<12} " + ", ".join(parts))
+    lines.append(f"metrics:     {dirs.root / 'metrics'}")
+    lines.append(f"attribution: {dirs.root / 'attribution'}")
+    lines.append(f"probes:      {dirs.root / 'probes'}")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""ST-GCN building blocks of the Uni-Sign pose encoder: part graphs and channels-last blocks.
+
+Features flow as [N, T, V, C] (channels last), so the 1×1 graph convolution is one GEMM, the
+aggregation over neighbours one batched matmul, and the temporal convolution runs on oneDNN's
+channels-last path; no 5-D einsum and no layout copies between blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "GraphConv",
+    "STGCNBlock",
+    "STGCNChain",
+    "part_adjacency",
+]
+
+
+def part_adjacency(num_nodes: int, edges: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Uni-Sign's part graph: ST-GCN "distance" partition with max_hop 1, column-normalised.
+
+    Returns A [2, V, V] float32: A[0] the self (hop-0) kernel, A[1] the neighbour (hop-1) kernel,
+    both taken from (I + adjacency) · D⁻¹ where D holds the column sums.
+    """
+    if num_nodes <= 0:
+        raise ValueError(f"part_adjacency: num_nodes must be positive, got {num_nodes}")
+    adjacency = torch.eye(num_nodes, dtype=torch.float64)
+    for i, j in edges:
+        if not (0 <= i < num_nodes and 0 <= j < num_nodes):
+            raise ValueError(
+                f"part_adjacency: edge ({i}, {j}) outside a graph of {num_nodes} nodes"
+            )
+        adjacency[i, j] = adjacency[j, i] = 1.0
+    column_sum = adjacency.sum(0)
+    normalized = adjacency / column_sum[None, :]
+    self_mask = torch.eye(num_nodes, dtype=torch.bool)
+    neighbour_mask = (adjacency > 0) & ~self_mask
+    kernels = torch.stack([normalized * self_mask, normalized * neighbour_mask])
+    return kernels.float()
+
+
+def batch_norm_channels_last(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm2d over the last axis of x [N, T, V, C]; same statistics as on [N, C, T, V]."""
+    y = bn(x.permute(0, 3, 1, 2))  # a channels_last view: no copy, native NHWC kernel
+    return y.permute(0, 2, 3, 1)
+
+
+class GraphConv(nn.Module):
+    """Spatial graph convolution with a learnable adjacency, then BatchNorm and ReLU.
+
+    Parameters match Uni-Sign's GCN unit (a 1×1 conv to K·C_out channels, adjacency A [K, V, V],
+    BatchNorm2d(C_out)), with the conv stored as a Linear of the same weights.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.kernels = adjacency.shape[0]
+        self.conv = nn.Linear(in_channels, out_channels * self.kernels)
+        self.A = nn.Parameter(adjacency.clone())
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, T, V, C_in] -> Σ_k A_kᵀ (x W_k + b_k), shape [N, T, V, C_out], before BN."""
+        n, t, v, _ = x.shape
+        y = self.conv(x)  # [N, T, V, K*C_out], channel index k*C_out + c as in the 1×1 conv
+        # Row (v, k) of y.view(.., V*K, C_out) pairs with column (v, k) of the folded adjacency,
+        # so summing over neighbours and kernels is one matmul with no transpose of y.
+        folded = self.A.permute(2, 1, 0).reshape(v, v * self.kernels)  # [W, V*K]
+        y = y.reshape(n * t, v * self.kernels, self.out_channels)
+        # An explicit bmm with a stride-0 batch of the small adjacency: torch.matmul would fold
+        # this product through transposed copies of y.
+        y = torch.bmm(folded.unsqueeze(0).expand(n * t, v, v * self.kernels), y)
+        return y.view(n, t, v, self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(batch_norm_channels_last(self.bn, self.aggregate(x)), inplace=True)
+
+
+class STGCNBlock(nn.Module):
+    """ReLU(TCN(GCN(x)) + residual(x)); the TCN is Conv(kt×1) + BN, or the identity when kt = 1.
+
+    x [N, T, V, C_in] -> [N, T, V, C_out]. With `frame_mask` [N, T] (True for real frames), padded
+    frames are zeroed before the temporal convolution, so real frames see exactly the zero
+    padding they would see unbatched: outputs on real frames do not depend on batch composition.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: torch.Tensor,
+        temporal_kernel: int = 1,
+    ) -> None:
+        super().__init__()
+        if temporal_kernel % 2 != 1:
+            raise ValueError(f"STGCNBlock: temporal_kernel must be odd, got {temporal_kernel}")
+        self.gcn = GraphConv(in_channels, out_channels, adjacency)
+        self.temporal_kernel = temporal_kernel
+        if temporal_kernel > 1:
+            self.tcn_conv = nn.Conv2d(
+                out_channels,
+                out_channels,
+                kernel_size=(temporal_kernel, 1),
+                padding=((temporal_kernel - 1) // 2, 0),
+            )
+            self.tcn_bn = nn.BatchNorm2d(out_channels)
+        if in_channels != out_channels:
+            self.residual_conv = nn.Linear(in_channels, out_channels)
+            self.residual_bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if hasattr(self, "residual_conv"):
+            residual = batch_norm_channels_last(self.residual_bn, self.residual_conv(x))
+        else:
+            residual = x
+        y = self.gcn(x)
+        if self.temporal_kernel > 1:
+            if frame_mask is not None:
+                y = y * frame_mask[:, :, None, None].to(y.dtype)
+            y = self.tcn_conv(y.permute(0, 3, 1, 2))  # channels_last view in and out
+            y = self.tcn_bn(y).permute(0, 2, 3, 1)
+        return F.relu(y + residual)
+
+
+class STGCNChain(nn.Module):
+    """A sequence of ST-GCN blocks on one part graph; every block holds its own copy of A."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        adjacency: torch.Tensor,
+        temporal_kernel: int,
+    ) -> None:
+        super().__init__()
+        blocks = []
+        last = in_channels
+        for width in channels:
+            blocks.append(STGCNBlock(last, width, adjacency, temporal_kernel))
+            last = width
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = last
+
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, frame_mask)
+        return x

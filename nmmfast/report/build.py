@@ -1,0 +1,470 @@
+"""Builds the study report: one self-contained HTML file (figures embedded as PNG data URIs) plus
+the same tables as CSV and JSON, from a study directory (`nmmfast.study.StudyDir`).
+Sections whose inputs are missing say so instead of disappearing."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import io
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmmfast.report import figures
+from nmmfast.study import PARTITIONS, TASKS, StudyDir, read_json, write_json_atomic
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+.sig{font-family:ui-monospace,monospace;font-size:.75em;color:#555;word-break:break-all}
+.missing{color:#a00}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+img{max-width:100%}.note{color:#555;font-size:.9em}
+"""
+
+
+class Report:
+    """Accumulates HTML sections and the tables written beside the report."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.parts: list[str] = []
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def paragraph(self, text: str, css: str | None = None) -> None:
+        cls = f' class="{css}"' if css else ""
+        self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def missing(self, what: str, how: str) -> None:
+        self.paragraph(f"Not available: {what}. {how}", css="missing")
+
+    def figure(self, png: bytes, alt: str) -> str:
+        data = base64.b64encode(png).decode("ascii")
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+    def figures(self, images: Sequence[str]) -> None:
+        self.parts.append('<div class="figs">' + "".join(images) + "</div>")
+
+    def table(self, name: str, rows: list[dict[str, Any]], *, digits: int = 2) -> None:
+        """Render `rows` (same keys) as an HTML table and keep them for CSV/JSON output."""
+        self.tables[name] = rows
+        if not rows:
+            self.paragraph("(no rows)", css="note")
+            return
+        columns = list(rows[0])
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(_fmt(row.get(c), digits))}</td>" for c in columns)
+            + "</tr>"
+            for row in rows
+        )
+        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def signature(self, text: str) -> None:
+        self.parts.append(f'<p class="sig">{html.escape(text)}</p>')
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, rows in self.tables.items():
+            write_json_atomic(directory / f"{name}.json", rows)
+            if rows:
+                buffer = io.StringIO()
+                writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+                _write_text(directory / f"{name}.csv", buffer.getvalue())
+        page = (
+            f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(self.title)}"
+            f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>"
+            + "\n".join(self.parts)
+            + "</body></html>"
+        )
+        return _write_text(directory / "index.html", page)
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def _load_metrics(study: StudyDir) -> dict[str, dict[str, dict[str, Any]]]:
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for partition in PARTITIONS:
+        for task in TASKS:
+            path = study.metrics(partition, task)
+            if path.is_file():
+                results.setdefault(partition, {})[task] = read_json(path)["scores"]
+    return results
+
+
+def metrics_section(report: Report, study: StudyDir) -> dict[str, dict[str, dict[str, Any]]]:
+    report.heading("Recognition and translation quality (Table 2)")
+    results = _load_metrics(study)
+    if not results:
+        report.missing(
+            "metrics", "Run `nmmfast decode` and `nmmfast evaluate` (or `nmmfast demo`)."
+        )
+        return results
+    rows = []
+    for partition, by_task in results.items():
+        cslr, slt = by_task.get("cslr", {}), by_task.get("slt", {})
+        rows.append(
+            {
+                "partition": figures.PARTITION_TITLES.get(partition, partition),
+                "CSLR WER ↓": cslr.get("wer"),
+                "CSLR WER (Uni-Sign) ↓": cslr.get("wer_unisign"),
+                "SLT BLEU-1": slt.get("bleu1"),
+                "SLT BLEU-4 ↑": slt.get("bleu4"),
+                "SLT exact match": slt.get("exact_match"),
+                "n (CSLR / SLT)": f"{cslr.get('n', 0)} / {slt.get('n', 0)}",
+            }
+        )
+    report.table("table2_metrics", rows)
+
+    images = []
+    for task in TASKS:
+        groups = [p for p in results if task in results[p]]
+        if not groups:
+            continue
+        series = {
+            "exact match": [100 * (results[p][task].get("exact_match") or 0) for p in groups],
+            "previously seen": [100 * (results[p][task].get("seen_rate") or 0) for p in groups],
+            "≥1 word shared": [
+                100 * (results[p][task].get("unigram_overlap") or 0) for p in groups
+            ],
+        }
+        images.append(
+            report.figure(
+                figures.grouped_bars(
+                    [figures.PARTITION_TITLES.get(p, p) for p in groups],
+                    series,
+                    ylabel="% of test predictions",
+                    title=f"{task.upper()}: exact match vs previously-seen vs overlap",
+                    ylim=(0, 105),
+                ),
+                f"{task} exact match and overlap",
+            )
+        )
+    report.figures(images)
+    report.paragraph(
+        "A high previously-seen rate with low exact match on unseen sentences means the model recalls "
+        "training targets instead of composing new ones.",
+        css="note",
+    )
+    for partition, by_task in results.items():
+        for task, scores in by_task.items():
+            report.signature(f"{partition}/{task}: {scores.get('signature', '')}")
+    return results
+
+
+def _attribution_jobs(study: StudyDir) -> list[tuple[str, str, Path]]:
+    return [(p, t, study.attribution(p, t)) for p in PARTITIONS for t in TASKS
+            if (study.attribution(p, t) / "summary.json").is_file()]
+
+
+def attribution_section(report: Report, study: StudyDir) -> None:
+    from nmmfast.attribution.job import load_samples
+    from nmmfast.attribution.shares import attribution_shares
+    from nmmfast.skeleton import get_layout
+
+    report.heading("What the model relies on: attribution shares (Tables 3–5)")
+    jobs = _attribution_jobs(study)
+    if not jobs:
+        report.missing("attribution", "Run `nmmfast attribute` (or `nmmfast demo`).")
+        return
+    report.paragraph(
+        "Integrated Gradients of the summed log-probability of each model's own decoded output, "
+        "zero-pose baseline; shares pool |attribution| over samples, frames and channels.", css="note")
+    region_rows, completeness_rows, joint_rows = [], [], []
+    for partition, task, path in jobs:
+        summary = read_json(path / "summary.json")
+        title = f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}"
+        region_rows.append({"partition": title, **{k: v for k, v in summary["region_shares"].items()},
+                            "samples": summary["samples"]})
+        stats = summary.get("completeness", {})
+        completeness_rows.append({
+            "partition": title, "median |δ|/|ΔF|": stats.get("median"), "p95": stats.get("p95"),
+            "max": stats.get("max"), "converged": f"{summary.get('converged')}/{summary['samples']}"})
+        for row in summary.get("table", []):
+            if row["rank"]:
+                joint_rows.append({"partition": title, "region": row["region"], "rank": row["rank"],
+                                   "joint": row["joint"], "share %": row["share"],
+                                   "reference study's label": row.get("study_label", "")})
+    report.heading("Region shares (%)", level=3)
+    report.table("region_shares", region_rows)
+    report.heading("Top joints per region (%), with correct names", level=3)
+    report.table("joint_shares_top", joint_rows)
+    report.heading("Completeness (|Σ attribution − (F(x) − F(baseline))| relative to |F(x) − F(b)|)",
+                   level=3)
+    report.table("completeness", completeness_rows, digits=4)
+
+    images = []
+    for partition, task, path in jobs:
+        samples = load_samples(path)
+        if not samples:
+            continue
+        job = read_json(path / "job.json") if (path / "job.json").is_file() else {}
+        layout = get_layout(job.get("layout", "unisign69"))
+        shares = attribution_shares(np.stack([s["joint_abs"] for s in samples]), layout)
+        positions = _template_positions(study, layout)
+        title = f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}"
+        if positions is not None:
+            edges = _layout_edges(layout)
+            images.append(report.figure(figures.skeleton_shares(
+                positions, shares.joint, edges, title=title, labels=shares.joint_names), title))
+        curves_path = path / "frame_curves.csv"
+        if curves_path.is_file():
+            with curves_path.open() as handle:
+                table = list(csv.DictReader(handle))
+            curves = {name: [float(r[name]) for r in table] for name in shares.region_names}
+            images.append(report.figure(figures.region_curves(curves, title=f"per-frame shares: {title}"),
+                                        f"per-frame region shares {title}"))
+    report.heading("Joint shares on the skeleton, and over time", level=3)
+    report.figures(images)
+
+
+def nmm_contrast_section(report: Report, study: StudyDir) -> None:
+    """Face+head share of samples planted with an NMM vs samples without (ground truth check)."""
+    from nmmfast.attribution.job import load_samples
+    from nmmfast.data.annotations import read_manifest
+    from nmmfast.skeleton import get_layout
+
+    report.heading("Do the planted non-manual markers draw attribution?")
+    manifest = study.corpus / "manifest.jsonl"
+    jobs = _attribution_jobs(study)
+    if not jobs or not manifest.is_file():
+        report.missing("attribution on a corpus with planted NMMs", "Run `nmmfast demo`.")
+        return
+    rows_by_id = {row["id"]: row for row in read_manifest(manifest)}
+    table = []
+    for partition, task, path in jobs:
+        samples = load_samples(path)
+        job = read_json(path / "job.json") if (path / "job.json").is_file() else {}
+        layout = get_layout(job.get("layout", "unisign69"))
+        face_head = face_head_mask(layout)
+        groups: dict[str, list[float]] = {"with NMM": [], "without NMM": []}
+        for sample in samples:
+            nmm = rows_by_id.get(sample["id"], {}).get("nmm")
+            if nmm is None:
+                continue
+            share = float(sample["joint_abs"][face_head].sum() / max(sample["joint_abs"].sum(), 1e-30))
+            groups["with NMM" if nmm else "without NMM"].append(100 * share)
+        table.append({
+            "partition": f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}",
+            "face+head share, with NMM (%)": _mean(groups["with NMM"]),
+            "face+head share, without NMM (%)": _mean(groups["without NMM"]),
+            "samples with / without": f"{len(groups['with NMM'])} / {len(groups['without NMM'])}",
+        })
+    report.paragraph(
+        "Mean per-sample share of face and head joints (face region plus nose, eyes and ears). In "
+        "SynNMM the markers change the translation but not the glosses, so an SLT model that uses "
+        "them should put more attribution there on samples that carry one.", css="note")
+    report.table("nmm_face_head_shares", table)
+
+
+def face_head_mask(layout: Any) -> np.ndarray:
+    """Joints of the face region plus the head joints of the body (nose, eyes, ears: COCO 0–4)."""
+    regions = np.asarray(layout.region_of_joint)
+    face = regions == list(layout.regions).index("face")
+    head = np.isin(np.asarray(layout.coco_indices), [0, 1, 2, 3, 4])
+    return face | head
+
+
+def probes_section(report: Report, study: StudyDir) -> None:
+    report.heading("Probes")
+    tracking_path = study.probe("tracking")
+    report.heading("Tracking failure (veiled or mistracked faces)", level=3)
+    if tracking_path.is_file():
+        tracking = read_json(tracking_path)
+        auroc = tracking.get("auroc") or {}
+        if auroc:
+            report.paragraph(
+                f"AUROC of the face coherence score against the planted veiled signers: frames "
+                f"{_fmt(auroc.get('frames'), 3)}, samples {_fmt(auroc.get('samples'), 3)}.")
+        signer_rows = [{"signer": signer, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
+                       for signer, values in sorted(tracking.get("signers", {}).items())]
+        report.table("tracking_signers", signer_rows, digits=3)
+        examples = _tracking_examples(study, tracking)
+        if examples:
+            report.figures([report.figure(figures.face_examples(
+                examples, title="most incoherent faces (left) vs a coherent one (right)"),
+                "tracking failure examples")])
+    else:
+        report.missing("tracking probe", "Run `nmmfast probe tracking` (or `nmmfast demo`).")
+
+    report.heading("Counterfactual regions: neutralise a region, decode again", level=3)
+    found = False
+    for partition in PARTITIONS:
+        for task in TASKS:
+            path = study.probe("counterfactual", partition, task)
+            if not path.is_file():
+                continue
+            found = True
+            result = read_json(path)
+            rows = []
+            for region, values in result.get("regions", {}).items():
+                row = {"region": region, "n": values.get("n"),
+                       "output changed (%)": 100 * (values.get("change_rate") or 0),
+                       "mean Δ log p (nats)": values.get("delta_log_p_mean")}
+                for marker, marks in (values.get("marking") or {}).items():
+                    row[f"{marker} marking flipped on its samples (%)"] = (
+                        100 * marks["category_changed_rate"]
+                        if marks.get("category_changed_rate") is not None else None)
+                rows.append(row)
+            report.paragraph(f"{figures.PARTITION_TITLES.get(partition, partition)} / "
+                             f"{task.upper()}, mode {result.get('settings', {}).get('mode')}, "
+                             f"{result.get('n')} samples.", css="note")
+            report.table(f"counterfactual_{partition}_{task}", rows)
+    if not found:
+        report.missing("counterfactual probe", "Run `nmmfast probe counterfactual`.")
+
+    report.heading("Signer identity from each region's encoder features", level=3)
+    found = False
+    for partition in PARTITIONS:
+        for task in TASKS:
+            path = study.probe("identity", partition, task)
+            if not path.is_file():
+                continue
+            found = True
+            result = read_json(path)
+            regions = result.get("regions", {})
+            names = list(regions)
+            report.figures([report.figure(figures.grouped_bars(
+                names, {"accuracy": [100 * regions[n]["accuracy"] for n in names],
+                        "chance": [100 * result.get("chance", 0)] * len(names)},
+                ylabel="signer accuracy (%)", ylim=(0, 105),
+                title=f"who is signing? {partition} / {task.upper()} ({result.get('classes')} signers)"),
+                "signer identity accuracy")])
+            report.table(f"identity_{partition}_{task}", [
+                {"region": n, "accuracy": regions[n]["accuracy"], "± std": regions[n].get("accuracy_std"),
+                 "chance": result.get("chance")} for n in names], digits=3)
+    if not found:
+        report.missing("signer-identity probe", "Run `nmmfast probe identity`.")
+
+
+def label_mapping_section(report: Report) -> None:
+    from nmmfast.skeleton import reference_study_labels
+
+    report.heading("Joint names: the reference study's labels and the true joints")
+    report.paragraph(
+        "The reference study's tables label the i-th selected body or face joint as COCO joint i "
+        "(23 + i for the face). Hands are contiguous, so only body and face labels differ.", css="note")
+    report.table("study_label_mapping", [
+        {"reference study's label": printed, "true joint": true}
+        for printed, true in reference_study_labels("unisign69") if printed != true])
+
+
+def _template_positions(study: StudyDir, layout: Any) -> np.ndarray | None:
+    """Mean confident pixel positions of the layout's joints over some frames of the corpus."""
+    from nmmfast.data import PoseStore
+
+    poses = study.corpus / "poses"
+    if not poses.is_dir():
+        return None
+    store = PoseStore(poses)
+    total, count = np.zeros((len(layout.coco_indices), 2)), np.zeros((len(layout.coco_indices), 1))
+    for sample_id in store.ids()[:20]:
+        raw = np.asarray(store[sample_id])[:, layout.coco_indices]
+        meta = store.meta(sample_id)
+        scale = np.array([meta.get("width") or 1.0, meta.get("height") or 1.0])
+        confident = raw[..., 2:3] > 0.3
+        total += (raw[..., :2] * scale * confident).sum(0)
+        count += confident.sum(0)
+    if not count.any():
+        return None
+    return total / np.maximum(count, 1)
+
+
+def _layout_edges(layout: Any) -> list[tuple[int, int]]:
+    edges = []
+    for part, positions in layout.parts.items():
+        positions = np.asarray(positions)
+        edges += [(int(positions[a]), int(positions[b])) for a, b in layout.part_edges[part]]
+    return edges
+
+
+def _tracking_examples(study: StudyDir, tracking: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    from nmmfast.data import PoseStore
+
+    poses = study.corpus / "poses"
+    if not poses.is_dir():
+        return []
+    store = PoseStore(poses)
+    chosen = []
+    for example in tracking.get("examples", [])[:3]:
+        if example["id"] in store:
+            chosen.append((example["id"], int(example["frame"]), f"{example['id']} score {example['score']:.2f}"))
+    coherent = [s for s in tracking.get("samples", []) if not s.get("flagged")]
+    if coherent:
+        best = min(coherent, key=lambda s: s.get("score_median") or 1e9)
+        chosen.append((best["id"], 0, f"{best['id']} (coherent)"))
+    out = []
+    for sample_id, frame, caption in chosen:
+        raw = np.asarray(store[sample_id])
+        meta = store.meta(sample_id)
+        scale = np.array([meta.get("width") or 1.0, meta.get("height") or 1.0])
+        out.append((caption, raw[min(frame, len(raw) - 1), 23:91, :2] * scale))
+    return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write `<out_dir>/index.html` (default `<study>/report/`) and its tables; returns the HTML path."""
+    study = StudyDir.at(study_dir)
+    record = read_json(study.record) if study.record.is_file() else {}
+    report = Report("nmmfast study report: non-manual markers in a pose-based sign-language model")
+    settings = record.get("settings")
+    report.paragraph(
+        f"Study directory {study.root.resolve()}; made {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"with nmmfast {record.get('nmmfast', '?')}, torch {record.get('torch', '?')}."
+    )
+    if settings:
+        report.signature("settings: " + json.dumps(settings, sort_keys=True))
+    metrics_section(report, study)
+    attribution_section(report, study)
+    nmm_contrast_section(report, study)
+    probes_section(report, study)
+    label_mapping_section(report)
+    return report.write(Path(out_dir) if out_dir else study.report_dir)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", help="study directory (as written by `nmmfast demo`)")
+    parser.add_argument("--out", help="report directory (default: STUDY/report)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    path = build_report(args.study, args.out)
+    print(f"report: {path}")
+    return 0
+

@@ -1,0 +1,563 @@
+"""Training of the pose→text model for CSLR (gloss targets) or SLT (sentence targets).
+
+Uni-Sign's recipe: AdamW (lr 3e-4, wd 1e-4 except biases and norms, eps 1e-9), cosine decay to 0
+without warmup, gradient clipping 1.0, label smoothing 0.2, bf16 autocast on GPU; gradient
+accumulation; atomic checkpoint every epoch with exact resume; best weights by dev WER (CSLR) or
+BLEU-4 (SLT); JSON-lines log; DDP under torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+
+__all__ = [
+    "TASK_METRIC",
+    "configure_parser",
+    "make_optimizer",
+    "run_cli",
+    "train",
+    "weights_sha256",
+]
+
+# Dev metric that picks the best epoch: (name in nmmfast.metrics.score, higher is better).
+TASK_METRIC = {"cslr": ("wer", False), "slt": ("bleu4", True)}
+LAST, BEST, RUN_FILE, LOG_FILE = "last.pt", "best.pt", "run.json", "log.jsonl"
+
+
+def make_optimizer(
+    model: nn.Module, lr: float = 3e-4, weight_decay: float = 1e-4, eps: float = 1e-9
+) -> torch.optim.AdamW:
+    """AdamW with timm's grouping: 1-D parameters (biases, norms, the part bias) get no decay."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.dim() <= 1 else decay).append(param)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        eps=eps,
+    )
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay from the base lr to 0 over `total_steps` optimizer steps, no warmup."""
+    total = max(1, total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    # Plain tensors and tuples only, so checkpoints load with torch.load(weights_only=True).
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Distributed:
+    """torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK), or a single process."""
+
+    def __init__(self, device: str | None) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device is None:
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.started = False
+        if self.world_size > 1 and not torch.distributed.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+            self.started = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world_size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj: Any) -> Any:
+        if self.world_size == 1:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if self.started:
+            torch.distributed.destroy_process_group()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in state-dict order (bitwise identity check)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
+
+
+def _log(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _build_or_load_model(
+    run: Path,
+    config: str,
+    task: str,
+    train_targets: list[str],
+    text_model: str | None,
+    resume: bool,
+) -> Any:
+    from nmmfast.model import CONFIGS, WordTokenizer, build_model, save_model
+    from nmmfast.model.unisign import CONFIG_FILE, PROMPT_TEMPLATE, model_from_description
+
+    if resume and (run / CONFIG_FILE).is_file():
+        model = model_from_description(run)
+        if model.config.name != config:
+            raise ValueError(
+                f"{run / LAST}: checkpoint from config {model.config.name!r}, but config "
+                f"{config!r} was asked for; resume with --config {model.config.name} or train "
+                f"into a new --out"
+            )
+        return model
+    cfg = CONFIGS.get(config)
+    if cfg is None:
+        raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
+    tokenizer = None
+    if cfg.text is not None:
+        prompt = PROMPT_TEMPLATE.format(lang=cfg.prompt_language)
+        tokenizer = WordTokenizer.build([prompt, *train_targets])
+    model = build_model(config, text_model=text_model, tokenizer=tokenizer)
+    save_model(model, run, weights=False)
+    return model
+
+
+def train(
+    corpus: str | os.PathLike,
+    partition: str,
+    task: str,
+    out: str | os.PathLike,
+    *,
+    config: str = "tiny",
+    epochs: int = 20,
+    batch_size: int = 8,
+    accum: int = 1,
+    lr: float = 3e-4,
+    weight_decay: float = 1e-4,
+    clip: float = 1.0,
+    label_smoothing: float | None = None,
+    seed: int = 42,
+    resume: bool = False,
+    text_model: str | None = None,
+    dev_beam: int = 4,
+    max_new_tokens: int = 100,
+    device: str | None = None,
+    progress: bool = True,
+    max_steps: int | None = None,
+    precision: str = "auto",
+) -> dict[str, Any]:
+    """Train a model on `partition`'s train split, select on its dev split; mirrors `nmmfast train`.
+
+    Writes into `out`: run.json (arguments), model_config.json + tokenizer/ (architecture),
+    last.pt (full training state after every epoch), best.pt (weights of the best dev epoch),
+    log.jsonl. `resume` continues from last.pt exactly (same result as an uninterrupted run).
+    `max_steps` stops after that many optimizer steps in total (for tests and smoke runs).
+    `precision`: "auto" (the recipe: bf16 autocast on GPU, fp32 on CPU), "fp32", or "bf16"
+    (autocast on any device; on CPUs with native bf16, e.g. AMX, about 2x faster).
+    Returns a summary: epochs run, best epoch and dev score, skipped samples, seconds.
+    """
+    from nmmfast.decode import predict
+    from nmmfast.metrics import score
+
+    if task not in TASK_METRIC:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_METRIC)}")
+    if accum < 1 or batch_size < 1 or epochs < 1:
+        raise ValueError("epochs, batch_size and accum must be >= 1")
+    dist = _Distributed(device)
+    run = Path(out)
+    try:
+        if dist.main:
+            if (run / LAST).exists() and not resume:
+                raise FileExistsError(
+                    f"{run}: holds a training run already; pass --resume to continue it or "
+                    f"choose a new --out"
+                )
+            run.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+        data = Corpus.open(corpus)
+        split = data.partition(partition)
+        train_targets = [target_of(data.rows[i], task) for i in split["train"] if i in data.rows]
+        model = None
+        if dist.main:
+            model = _build_or_load_model(run, config, task, train_targets, text_model, resume)
+        dist.barrier()
+        if not dist.main:
+            from nmmfast.model.unisign import model_from_description
+
+            model = model_from_description(run)
+        model.to(dist.device)  # DDP copies rank 0's initial weights to the other ranks
+        args_record = {
+            "corpus": str(corpus),
+            "partition": partition,
+            "task": task,
+            "config": config,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "accum": accum,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "clip": clip,
+            "seed": seed,
+            "dev_beam": dev_beam,
+            "world_size": dist.world_size,
+            "precision": precision,
+            "label_smoothing": model.config.label_smoothing
+            if label_smoothing is None
+            else label_smoothing,
+        }
+        train_set = PoseDataset(
+            data,
+            split["train"],
+            task,
+            layout=model.config.layout,
+            max_frames=model.config.max_frames,
+            train=True,
+            seed=seed,
+        )
+        dev_set = PoseDataset(
+            data, split["dev"], task, layout=model.config.layout, max_frames=model.config.max_frames
+        )
+        if len(train_set) == 0:
+            raise ValueError(f"{corpus}: partition {partition!r} has no usable training samples")
+        sampler = BucketBatchSampler(
+            train_set.lengths,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
+        steps_per_epoch = math.ceil(len(sampler) / accum)
+        optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
+        scheduler = cosine_schedule(optimizer, steps_per_epoch * epochs)
+        metric, higher_better = TASK_METRIC[task]
+        best = {"epoch": None, metric: None}
+        start_epoch, step = 0, 0
+
+        if resume and (run / LAST).is_file():
+            state = torch.load(run / LAST, map_location="cpu", weights_only=True)
+            saved = state["args"]
+            for key in ("task", "partition", "epochs", "batch_size", "accum", "world_size"):
+                if saved[key] != args_record[key]:
+                    raise ValueError(
+                        f"{run / LAST}: run was started with {key}={saved[key]!r}, now "
+                        f"{args_record[key]!r}; exact resume needs the same settings"
+                    )
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch, step, best = state["epoch"], state["step"], state["best"]
+            _set_rng_state(state["rng"][dist.rank])
+        elif dist.main:
+            (run / RUN_FILE).write_text(json.dumps(args_record, indent=1))
+            if (run / LOG_FILE).exists():
+                (run / LOG_FILE).unlink()
+        if dist.main:
+            _log(
+                run / LOG_FILE,
+                {
+                    "event": "start",
+                    "resume_epoch": start_epoch,
+                    "train_samples": len(train_set),
+                    "dev_samples": len(dev_set),
+                    "skipped_train": dict(train_set.skipped),
+                    "skipped_dev": dict(dev_set.skipped),
+                    "parameters": model.count_parameters(),
+                },
+            )
+            for name, dataset in (("train", train_set), ("dev", dev_set)):
+                if dataset.skipped:
+                    print(
+                        f"nmmfast train: skipped {sum(dataset.skipped.values())} {name} samples: "
+                        f"{dict(dataset.skipped)}",
+                        file=sys.stderr,
+                    )
+
+        ddp_model = model
+        if dist.world_size > 1:
+            ddp_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+            )
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        use_bf16 = precision == "bf16" or (precision == "auto" and dist.device.type == "cuda")
+        autocast = (
+            torch.autocast(dist.device.type, dtype=torch.bfloat16)
+            if use_bf16
+            else contextlib.nullcontext()
+        )
+        smoothing = args_record["label_smoothing"]
+        started = time.perf_counter()
+        epochs_run = 0
+        for epoch in range(start_epoch, epochs):
+            if max_steps is not None and step >= max_steps:
+                break
+            model.train()
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            epoch_loss, epoch_batches, epoch_samples = 0.0, 0, 0
+            epoch_start = time.perf_counter()
+            batches: Iterator = iter(loader)
+            bar = None
+            if progress and dist.main:
+                from tqdm import tqdm
+
+                bar = tqdm(
+                    total=len(sampler),
+                    desc=f"epoch {epoch + 1}/{epochs}",
+                    unit="batch",
+                    leave=False,
+                    file=sys.stderr,
+                )
+            optimizer.zero_grad(set_to_none=True)
+            for index, batch in enumerate(batches):
+                batch = batch.to(dist.device)
+                targets = model.tokenize_targets(batch.targets)
+                boundary = (index + 1) % accum == 0 or index + 1 == len(sampler)
+                sync = (
+                    contextlib.nullcontext()
+                    if boundary or dist.world_size == 1
+                    else ddp_model.no_sync()
+                )
+                with sync:
+                    with autocast:
+                        loss = ddp_model(
+                            batch.poses, batch.mask, targets, label_smoothing=smoothing
+                        )
+                    (loss / accum).backward()
+                epoch_loss += float(loss.detach())
+                epoch_batches += 1
+                epoch_samples += len(batch.ids)
+                if boundary:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                rate = (
+                    epoch_samples * dist.world_size / max(time.perf_counter() - epoch_start, 1e-9)
+                )
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", samples_s=f"{rate:.1f}")
+                if max_steps is not None and step >= max_steps:
+                    break
+            if bar is not None:
+                bar.close()
+            epochs_run += 1
+            train_loss = epoch_loss / max(epoch_batches, 1)
+
+            dev_scores: dict[str, Any] = {}
+            improved = False
+            if dist.main:
+                if len(dev_set):
+                    predictions = predict(
+                        model,
+                        dev_set,
+                        batch_size=max(batch_size, 16),
+                        num_beams=dev_beam,
+                        max_new_tokens=max_new_tokens,
+                        device=dist.device,
+                    )
+                    hyps = [predictions[i] for i in dev_set.sample_ids]
+                    dev_scores = score(
+                        hyps, dev_set.targets, task=task, train_targets=train_targets
+                    )
+                value = dev_scores.get(metric)
+                if best[metric] is None or value is None:
+                    improved = best["epoch"] is None
+                else:
+                    improved = value > best[metric] if higher_better else value < best[metric]
+                if improved:
+                    best = {"epoch": epoch + 1, metric: value}
+                    _atomic_save(
+                        {
+                            "model": model.state_dict(),
+                            "epoch": epoch + 1,
+                            "dev": _json_safe(dev_scores),
+                        },
+                        run / BEST,
+                    )
+            best = dist.broadcast(best)
+            rng_states = dist.gather(_rng_state())
+            if dist.main:
+                _atomic_save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "best": best,
+                        "rng": rng_states,
+                        "args": args_record,
+                        "config": model.config.to_dict(),
+                    },
+                    run / LAST,
+                )
+                record = {
+                    "event": "epoch",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "train_loss": train_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": epoch_samples
+                    * dist.world_size
+                    / max(time.perf_counter() - epoch_start, 1e-9),
+                    "seconds": time.perf_counter() - epoch_start,
+                    "dev": _json_safe(dev_scores),
+                    "best_epoch": best["epoch"],
+                }
+                _log(run / LOG_FILE, record)
+                if progress:
+                    shown = dev_scores.get(metric)
+                    shown = "-" if shown is None else f"{shown:.2f}"
+                    print(
+                        f"epoch {epoch + 1}/{epochs}: loss {train_loss:.3f}, dev {metric} {shown}"
+                        f"{' (best)' if improved else ''}",
+                        file=sys.stderr,
+                    )
+            dist.barrier()
+        summary = {
+            "run": str(run),
+            "epochs_run": epochs_run,
+            "step": step,
+            "best": best,
+            "train_samples": len(train_set),
+            "dev_samples": len(dev_set),
+            "skipped": {"train": dict(train_set.skipped), "dev": dict(dev_set.skipped)},
+            "seconds": time.perf_counter() - started,
+            "weights_sha256": weights_sha256(model),
+        }
+        if dist.main:
+            _log(run / LOG_FILE, {"event": "end", **summary})
+        return summary
+    finally:
+        dist.close()
+
+
+def _json_safe(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scores.items() if isinstance(v, (int, float, str, type(None)))}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
+    parser.add_argument("--partition", required=True, help="partition name (control, si, us)")
+    parser.add_argument("--task", required=True, choices=sorted(TASK_METRIC))
+    parser.add_argument("--config", default="tiny", help="model config (tiny, unisign-base)")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="samples per micro-batch and rank"
+    )
+    parser.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
+    parser.add_argument("--text-model", metavar="DIR", help="local mT5/T5 directory (unisign-base)")
+    parser.add_argument("--dev-beam", type=int, default=4, help="beam for dev decoding")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 autocast on GPU, fp32 on CPU (default)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    summary = train(
+        args.corpus,
+        args.partition,
+        args.task,
+        args.out,
+        config=args.config,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        accum=args.accum,
+        lr=args.lr,
+        seed=args.seed,
+        resume=args.resume,
+        text_model=args.text_model,
+        dev_beam=args.dev_beam,
+        device=args.device,
+        progress=not args.no_progress,
+        precision=args.precision,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+    return 0

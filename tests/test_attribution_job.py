@@ -1,0 +1,166 @@
+"""Attribution jobs over a partition (streaming, resume, shards, CLI) and the share functions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nmmfast.attribution.job import load_samples, run_attribution
+from nmmfast.attribution.shares import (
+    attribution_shares,
+    completeness_stats,
+    format_share_table,
+    frame_region_curves,
+    share_table,
+    token_region_shares,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: the model is tiny and the test machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from nmmfast.data.partitions import write_partitions
+    from nmmfast.data.synth import generate, write_corpus
+
+    path = tmp_path_factory.mktemp("corpus")
+    data = generate(n_samples=8, seed=0, n_signers=4, n_veiled=1, n_left_handed=1)
+    write_corpus(data, path, overwrite=True)
+    ids = [row["id"] for row in data.rows]
+    write_partitions(path, {"control": {"train": ids[:3], "dev": [], "test": ids[3:]}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(corpus):
+    from nmmfast.data.annotations import read_manifest
+    from nmmfast.model import WordTokenizer, build_model
+
+    texts = [row["text"] for row in read_manifest(corpus / "manifest.jsonl")]
+    torch.manual_seed(0)
+    return build_model("tiny", tokenizer=WordTokenizer.build(texts)).eval()
+
+
+OPTIONS = dict(task="slt", target="reference", n_steps=3, max_frames=6, samples_per_call=2)
+
+
+def _numbers(out) -> dict:
+    return {s["id"]: (s["joint_abs"], float(s["delta"])) for s in load_samples(out)}
+
+
+def test_job_resumes_and_shards_match_one_process(model, corpus, tmp_path) -> None:
+    whole = run_attribution(model, corpus, "control", tmp_path / "whole", **OPTIONS)
+    assert whole["computed"] == 5 and whole["summary"]["samples"] == 5
+    # interrupted after two samples, then resumed: nothing is recomputed
+    part = run_attribution(model, corpus, "control", tmp_path / "resumed", limit=2, **OPTIONS)
+    assert part["computed"] == 2 and part["summary"] is None
+    rest = run_attribution(model, corpus, "control", tmp_path / "resumed", **OPTIONS)
+    assert rest["computed"] == 3 and rest["skipped_existing"] == 2
+    # two shards into one directory
+    first = run_attribution(model, corpus, "control", tmp_path / "sharded", rank=0,
+                            world_size=2, **OPTIONS)
+    assert first["summary"] is None and first["shard"] == 3
+    second = run_attribution(model, corpus, "control", tmp_path / "sharded", rank=1,
+                             world_size=2, **OPTIONS)
+    assert second["shard"] == 2 and second["summary"] is not None
+    expected = _numbers(tmp_path / "whole")
+    for directory in ("resumed", "sharded"):
+        got = _numbers(tmp_path / directory)
+        assert sorted(got) == sorted(expected)
+        for sample_id, (joint_abs, delta) in expected.items():
+            np.testing.assert_allclose(got[sample_id][0], joint_abs, rtol=1e-5, atol=1e-9)
+            assert got[sample_id][1] == pytest.approx(delta, rel=1e-4, abs=1e-6)
+    summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert sum(summary["region_shares"].values()) == pytest.approx(100.0)
+    assert (tmp_path / "whole" / "table.md").read_text().startswith("| region | rank |")
+    sample = load_samples(tmp_path / "whole")[0]
+    assert sample["frame_region_abs"].shape == (6, 3)
+    assert sample["tokens"][-1] == "</s>" and sample["reference"]
+
+
+def test_job_refuses_other_settings_in_the_same_directory(model, corpus, tmp_path) -> None:
+    run_attribution(model, corpus, "control", tmp_path, limit=1, **OPTIONS)
+    changed = dict(OPTIONS, n_steps=4)
+    with pytest.raises(ValueError, match="n_steps=3, not 4"):
+        run_attribution(model, corpus, "control", tmp_path, **changed)
+
+
+def test_per_token_job_writes_token_shares(model, corpus, tmp_path) -> None:
+    options = dict(OPTIONS, per_token=True, n_steps=2)
+    result = run_attribution(model, corpus, "control", tmp_path, **options)
+    tokens = json.loads((tmp_path / "token_shares.json").read_text())
+    assert result["summary"]["token_shares"] == "token_shares.json"
+    assert all(sum(v.values()) == pytest.approx(100.0) for v in tokens.values() if any(v.values()))
+    sample = load_samples(tmp_path)[0]
+    assert sample["token_region_abs"].shape == (len(sample["tokens"]), 3)
+
+
+def test_cli_attribute_runs_a_training_run(model, corpus, tmp_path) -> None:
+    from nmmfast.cli import main
+    from nmmfast.model import save_model
+
+    run = tmp_path / "run"
+    save_model(model, run)
+    torch.save(model.state_dict(), run / "best.pt")
+    (run / "run.json").write_text(json.dumps({"task": "slt"}))
+    out = tmp_path / "job"
+    code = main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
+                 "control", "--out", str(out), "--target", "reference", "--steps", "2",
+                 "--max-frames", "5", "--no-progress", "--device", "cpu"])
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["samples"] == 5
+    subset = tmp_path / "subset"
+    assert main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
+                 "control", "--out", str(subset), "--target", "reference", "--steps", "2",
+                 "--max-frames", "5", "--no-progress", "--max-samples", "2"]) == 0
+    assert json.loads((subset / "summary.json").read_text())["samples"] == 2
+    assert main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
+                 "control", "--out", str(out), "--summarize-only"]) == 0
+
+
+# ---- shares -------------------------------------------------------------------------------------
+
+
+def test_shares_pool_over_samples_and_name_joints_by_coco_index() -> None:
+    from nmmfast.skeleton import get_layout
+
+    layout = get_layout("unisign69")
+    joint_abs = np.zeros((2, 69))
+    joint_abs[0, 8] = 3.0  # 10:right_wrist (body)
+    joint_abs[1, 8] = 1.0
+    joint_abs[1, 60] = 4.0  # a face joint
+    shares = attribution_shares(joint_abs, layout)
+    assert shares.region_share("body") == pytest.approx(50.0)
+    assert shares.region_share("face") == pytest.approx(50.0)
+    assert shares.joint.sum() == pytest.approx(100.0)
+    table = share_table(shares, top=2, study_labels=True)
+    body = [r for r in table if r["region"] == "body"]
+    assert body[0] == {"region": "body", "rank": 0, "joint": "", "share": 50.0}
+    assert body[1]["joint"] == "10:right_wrist" and body[1]["study_label"] == "8:right_elbow"
+    text = format_share_table({"control/slt": table})
+    assert "10:right_wrist" in text and "(total)" in text
+    with pytest.raises(ValueError, match="J=5 joints"):
+        attribution_shares(np.ones((1, 5)), layout)
+
+
+def test_frame_curves_tokens_and_completeness() -> None:
+    curves = frame_region_curves([np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[2.0, 2.0]])],
+                                 n_bins=2)
+    np.testing.assert_allclose(curves, [[60.0, 40.0], [0.0, 100.0]])
+    shares = token_region_shares([np.array([[1.0, 3.0], [2.0, 2.0]]), np.array([[1.0, 1.0]])],
+                                 [["not", "</s>"], ["not"]])
+    np.testing.assert_allclose(shares["not"], [100 * 2 / 6, 100 * 4 / 6])
+    stats = completeness_stats([0.01, -0.2, float("nan")], [1.0, 2.0, 0.0], [0.0, 0.0, 0.0])
+    assert stats["samples"] == 2
+    assert stats["median"] == pytest.approx((0.01 + 0.1) / 2)
+    assert stats["max"] == pytest.approx(0.1)

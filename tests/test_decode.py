@@ -1,0 +1,137 @@
+"""Decoding: JSON Lines rows with ids in split order, batch-size independence, skipped samples,
+and the pose encoder exported to ONNX and run under ONNX Runtime (CPU) against PyTorch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmmfast.cli import main as cli_main
+from nmmfast.data.dataset import Corpus, PoseDataset
+from nmmfast.decode import OnnxPoseEncoder, decode, predict
+from nmmfast.model import load_model
+from nmmfast.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export_tool():
+    spec = importlib.util.spec_from_file_location("export_onnx", ROOT / "tools" / "export_onnx.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: one thread is as fast, and immune to oversubscribed CI machines.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from nmmfast.data.annotations import read_manifest
+    from nmmfast.data.partitions import make_partitions, write_partitions
+    from nmmfast.data.synth import generate, write_corpus
+
+    corpus = tmp_path_factory.mktemp("corpus")
+    write_corpus(generate(20, 2), corpus)
+    write_partitions(corpus, make_partitions(read_manifest(corpus / "manifest.jsonl"), 0))
+    run = tmp_path_factory.mktemp("run")
+    train(
+        corpus,
+        "control",
+        "slt",
+        run,
+        epochs=1,
+        batch_size=4,
+        dev_beam=1,
+        max_new_tokens=4,
+        progress=False,
+        device="cpu",
+    )
+    return corpus, run
+
+
+def test_decode_cli_writes_rows_in_split_order(trained, tmp_path):
+    corpus, run = trained
+    out = tmp_path / "predictions.jsonl"
+    code = cli_main(
+        [
+            "decode",
+            "--run",
+            str(run),
+            "--corpus",
+            str(corpus),
+            "--partition",
+            "control",
+            "--out",
+            str(out),
+            "--beam",
+            "2",
+            "--max-new-tokens",
+            "5",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    data = Corpus.open(corpus)
+    assert [r["id"] for r in rows] == data.partition("control")["test"]
+    assert all(set(r) == {"id", "prediction", "reference", "task"} for r in rows)
+    assert all(r["task"] == "slt" and r["reference"] == data.rows[r["id"]]["text"] for r in rows)
+    assert all(isinstance(r["prediction"], str) for r in rows)
+
+
+def test_predictions_do_not_depend_on_batching(trained):
+    corpus, run = trained
+    model = load_model(run, weights=run / "best.pt")
+    data = Corpus.open(corpus)
+    dataset = PoseDataset(data, data.partition("control")["test"], "slt", max_frames=64)
+    one = predict(model, dataset, batch_size=1, num_beams=2, max_new_tokens=5)
+    many = predict(model, dataset, batch_size=8, num_beams=2, max_new_tokens=5)
+    assert one == many and len(one) == len(dataset)
+
+
+def test_skipped_samples_get_a_null_prediction(trained, tmp_path):
+    corpus, run = trained
+    partition = json.loads((corpus / "partitions" / "control.json").read_text())
+    partition["test"] = partition["test"][:2] + ["unknown_clip"]
+    (corpus / "partitions" / "odd.json").write_text(json.dumps(partition))
+    rows = decode(run, corpus, "odd", beam=1, max_new_tokens=3)
+    assert rows[-1]["id"] == "unknown_clip" and rows[-1]["prediction"] is None
+    assert rows[-1]["skipped"] == "not in manifest"
+    assert all(isinstance(r["prediction"], str) for r in rows[:2])
+
+
+def test_onnx_pose_encoder_matches_pytorch_and_decodes_the_same(trained, tmp_path):
+    corpus, run = trained
+    tool = _export_tool()
+    model = load_model(run, weights=run / "best.pt")
+    path = tool.export_pose_encoder(model, tmp_path / "pose_encoder.onnx")
+    assert tool.max_abs_error(model, path) <= 1e-4
+    poses, mask = torch.randn(2, 11, 69, 3), torch.ones(2, 11, dtype=torch.bool)
+    mask[0, 7:] = False
+    with torch.no_grad():
+        expected = model.pose_embeddings(poses, mask)
+    got = OnnxPoseEncoder(path)(poses, mask)
+    assert (got - expected).abs().max() <= 1e-4
+    torch_rows = decode(run, corpus, "control", beam=2, max_new_tokens=5)
+    onnx_rows = decode(
+        run,
+        corpus,
+        "control",
+        beam=2,
+        max_new_tokens=5,
+        encoder_backend="onnxruntime",
+        onnx_model=path,
+    )
+    assert [r["prediction"] for r in onnx_rows] == [r["prediction"] for r in torch_rows]
+    assert tool.main(["--run", str(run), "--out", str(tmp_path / "cli.onnx")]) == 0

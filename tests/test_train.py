@@ -1,0 +1,131 @@
+"""Training: checkpoints and logs, best-by-dev selection, exact resume, refusal of foreign runs,
+and DDP (two gloo processes agree on the weights after a step)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from nmmfast.train import cosine_schedule, make_optimizer, train
+
+FAST = {"batch_size": 4, "dev_beam": 1, "max_new_tokens": 6, "progress": False, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: one thread is as fast, and immune to oversubscribed CI machines.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    from nmmfast.data.annotations import read_manifest
+    from nmmfast.data.partitions import make_partitions, write_partitions
+    from nmmfast.data.synth import generate, write_corpus
+
+    path = tmp_path_factory.mktemp("corpus")
+    write_corpus(generate(24, 1), path)
+    write_partitions(path, make_partitions(read_manifest(path / "manifest.jsonl"), 0))
+    return path
+
+
+def test_a_run_writes_checkpoints_logs_and_the_best_epoch(corpus_dir, tmp_path):
+    summary = train(corpus_dir, "control", "slt", tmp_path / "run", epochs=2, **FAST)
+    run = tmp_path / "run"
+    for name in ("run.json", "model_config.json", "last.pt", "best.pt", "log.jsonl"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records] == ["start", "epoch", "epoch", "end"]
+    assert all("bleu4" in r["dev"] and r["samples_per_s"] > 0 for r in records[1:3])
+    best = max(records[1:3], key=lambda r: r["dev"]["bleu4"])
+    assert summary["best"]["epoch"] == records[-1]["best"]["epoch"]
+    assert summary["best"]["bleu4"] == best["dev"]["bleu4"]
+    assert torch.load(run / "best.pt", weights_only=False)["epoch"] == summary["best"]["epoch"]
+    assert summary["epochs_run"] == 2 and summary["skipped"]["train"] == {}
+
+
+def test_resume_continues_exactly(corpus_dir, tmp_path):
+    straight = train(corpus_dir, "control", "cslr", tmp_path / "a", epochs=2, **FAST)
+    steps_per_epoch = straight["step"] // 2
+    first = train(
+        corpus_dir, "control", "cslr", tmp_path / "b", epochs=2, max_steps=steps_per_epoch, **FAST
+    )
+    assert first["epochs_run"] == 1  # "interrupted" after the first epoch's checkpoint
+    resumed = train(corpus_dir, "control", "cslr", tmp_path / "b", epochs=2, resume=True, **FAST)
+    assert resumed["epochs_run"] == 1 and resumed["step"] == straight["step"]
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+    assert resumed["best"] == straight["best"]
+
+
+def test_foreign_or_existing_runs_are_refused(corpus_dir, tmp_path):
+    run = tmp_path / "run"
+    train(corpus_dir, "control", "cslr", run, epochs=1, max_steps=1, **FAST)
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        train(corpus_dir, "control", "cslr", run, epochs=1, **FAST)
+    with pytest.raises(ValueError, match="checkpoint from config 'tiny'"):
+        train(
+            corpus_dir, "control", "cslr", run, config="unisign-base", epochs=1, resume=True, **FAST
+        )
+    with pytest.raises(ValueError, match="task='cslr'"):
+        train(corpus_dir, "control", "slt", run, epochs=1, resume=True, **FAST)
+
+
+def test_optimizer_groups_and_cosine_schedule():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    optimizer = make_optimizer(model)
+    decay, no_decay = optimizer.param_groups
+    assert [p.shape for p in decay["params"]] == [(4, 3)] and decay["weight_decay"] == 1e-4
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 3
+    assert optimizer.defaults["eps"] == 1e-9 and optimizer.defaults["lr"] == 3e-4
+    schedule = cosine_schedule(optimizer, total_steps=4)
+    rates = []
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert rates == pytest.approx([3e-4 * (1 + c) / 2 for c in (2**-0.5, 0.0, -(2**-0.5), -1.0)])
+
+
+@pytest.mark.slow
+def test_ddp_ranks_agree_after_a_step(corpus_dir, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import json, os, torch
+        torch.set_num_threads(1)
+        from nmmfast.train import train
+        summary = train({str(corpus_dir)!r}, "control", "cslr", {str(tmp_path / "run")!r},
+                        epochs=1, max_steps=1, batch_size=2, dev_beam=1, max_new_tokens=4,
+                        progress=False, device="cpu")
+        with open({str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.json", "w") as f:
+            json.dump(summary, f)
+    """)
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=0",
+            str(script),
+        ],
+        check=True,
+        env=env,
+        timeout=300,
+        capture_output=True,
+    )
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["step"] == ranks[1]["step"] == 1
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["world_size"] == 2
