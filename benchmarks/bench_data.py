@@ -13,6 +13,7 @@ Run: python benchmarks/bench_data.py [--samples 2000] [--frames 100]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -42,12 +43,17 @@ def _samples(n: int, mean_frames: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _claim(claim: str, ours: float, peer: float, frames: int) -> dict:
+    return {"claim": claim, "ours": f"{frames / ours:,.0f} frames/s",
+            "peer": f"{frames / peer:,.0f} frames/s", "ratio": peer / ours, "goal": "faster"}
+
+
 def _row(name: str, seconds: float, unit_count: float, unit: str, baseline: float | None) -> str:
     ratio = f"{baseline / seconds:8.1f}x" if baseline else "  (base)"
     return f"  {name:<44}{seconds * 1e3:10.1f} ms{unit_count / seconds:14,.0f} {unit}/s {ratio}"
 
 
-def bench_normalize(samples: list[np.ndarray], repeats: int) -> None:
+def bench_normalize(samples: list[np.ndarray], repeats: int) -> list[dict]:
     frames = sum(s.shape[0] for s in samples)
     print(f"normalisation, unisign69: {len(samples)} samples, {frames} frames (float32)")
     vectorised = normalize_batch(samples)
@@ -62,9 +68,13 @@ def bench_normalize(samples: list[np.ndarray], repeats: int) -> None:
     print(_row("reference port, per sample and frame", t_ref, frames, "frames", None))
     print(_row("normalize_batch (list of ragged samples)", t_batch, frames, "frames", t_ref))
     print(_row("normalize_packed (already packed)", t_packed, frames, "frames", t_ref))
+    return [
+        _claim("Uni-Sign normalisation, normalize_batch vs per-sample port", t_batch, t_ref, frames),
+        _claim("Uni-Sign normalisation, normalize_packed vs per-sample port", t_packed, t_ref, frames),
+    ]
 
 
-def bench_store(samples: list[np.ndarray], pkl_samples: int, repeats: int) -> None:
+def bench_store(samples: list[np.ndarray], pkl_samples: int, repeats: int) -> list[dict]:
     frames = sum(s.shape[0] for s in samples)
     mb = frames * 133 * 3 * 4 / 1e6
     root = Path(tempfile.mkdtemp(prefix="nmmfast-bench-"))
@@ -97,23 +107,29 @@ def bench_store(samples: list[np.ndarray], pkl_samples: int, repeats: int) -> No
         print(_row("Uni-Sign pkl per sample (read_unisign_pkl)", t_pkl, sub_frames, "frames", None))
         print(_row("store[id], copied out of the memory map", t_get, sub_frames, "frames", t_pkl))
         print(_row("store.read_packed, 32-sample buckets", t_batch, sub_frames, "frames", t_pkl))
+        return [
+            _claim("store read, store[id] vs one Uni-Sign pkl per sample", t_get, t_pkl, sub_frames),
+            _claim("store read, read_packed buckets vs Uni-Sign pkl", t_batch, t_pkl, sub_frames),
+        ]
         store.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def bench_synth(n: int) -> None:
+def bench_synth(n: int) -> list[dict]:
     try:
         from nmmfast.data.synth import generate
     except ImportError as err:
         print(f"SynNMM: skipped ({err})")
-        return
+        return []
     began = time.perf_counter()
     corpus = generate(n, seed=0)
     seconds = time.perf_counter() - began
     frames = sum(p.shape[0] for p in corpus.poses)
     rate = frames / seconds
     print(f"SynNMM: generate({n}) in {seconds:.2f} s ({frames} frames, {rate:,.0f} frames/s)")
+    return [{"claim": f"SynNMM generate({n})", "ours": f"{seconds:.1f} s", "peer": "-",
+             "ratio": None, "goal": "≤ 10 s for 2,000 samples"}]
 
 
 def main() -> None:
@@ -124,13 +140,19 @@ def main() -> None:
     parser.add_argument("--pkl-samples", type=int, default=500, help="samples read back per method")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-synth", action="store_true", help="skip SynNMM generation")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 20 s)")
+    parser.add_argument("--json", type=Path, help="write the summary here as JSON")
     args = parser.parse_args()
+    if args.quick:
+        args.samples, args.normalize_samples, args.pkl_samples, args.repeats = 400, 60, 100, 3
     print(f"nmmfast data benchmark; {os.cpu_count()} CPUs, NumPy {np.__version__}")
     samples = _samples(args.samples, args.frames, seed=0)
-    bench_normalize(samples[: args.normalize_samples], args.repeats)
-    bench_store(samples, min(args.pkl_samples, args.samples), args.repeats)
+    summary = bench_normalize(samples[: args.normalize_samples], args.repeats)
+    summary += bench_store(samples, min(args.pkl_samples, args.samples), args.repeats)
     if not args.no_synth:
-        bench_synth(args.samples)
+        summary += bench_synth(args.samples)
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "data", "summary": summary}, indent=1))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class DemoSettings:
             max_new_tokens=40,
             attribution_samples=16,
             ig_steps=8,
+            probe_samples=40,
         )
 
 
@@ -294,9 +295,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller study for CI (about 2 min)")
     parser.add_argument("--seed", type=int, default=0, help="seed of corpus, splits and training")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: the tiny models gain nothing from more, "
+                             "and extra threads contend on small machines)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
     began = time.perf_counter()
     study = Study(args.out, settings, progress=not args.no_progress)

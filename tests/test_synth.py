@@ -67,6 +67,18 @@ def test_same_seed_same_bytes_other_seed_differs():
     )
 
 
+def test_threaded_rendering_matches_serial(monkeypatch):
+    import nmmfast.data.synth as synth
+
+    monkeypatch.setattr(synth, "_CHUNK_FRAMES", 256)  # many chunks
+    monkeypatch.setattr(synth, "_RENDER_THREADS", 3)
+    threaded = generate(16, seed=8)
+    monkeypatch.setattr(synth, "_RENDER_THREADS", 1)
+    serial = generate(16, seed=8)
+    pairs = zip(threaded.poses, serial.poses, strict=True)
+    assert all(a.tobytes() == b.tobytes() for a, b in pairs)
+
+
 def test_sample_count_does_not_change_lexicon_or_signers():
     small, large = generate(16, seed=9), generate(40, seed=9)
     assert small.lexicon.glosses == large.lexicon.glosses

@@ -8,10 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
+import nmmfast
 from nmmfast.train import cosine_schedule, make_optimizer, train
 
 FAST = {"batch_size": 4, "dev_beam": 1, "max_new_tokens": 6, "progress": False, "device": "cpu"}
@@ -110,21 +112,20 @@ def test_ddp_ranks_agree_after_a_step(corpus_dir, tmp_path):
             json.dump(summary, f)
     """)
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_port=0",
-            str(script),
-        ],
-        check=True,
-        env=env,
-        timeout=300,
-        capture_output=True,
-    )
+    # The children import nmmfast from wherever this process found it (installed or in-tree).
+    package_root = str(Path(nmmfast.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=0",
+        str(script),
+    ]
+    done = subprocess.run(command, env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["step"] == ranks[1]["step"] == 1
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]

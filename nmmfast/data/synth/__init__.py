@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,8 @@ __all__ = [
 NMM_TYPES = ("question", "negation", "intensifier")
 SOURCE = "synnmm"
 _SIGN, _TRANSITION = 0, 1
-_CHUNK_FRAMES = 4096  # frames rendered per vectorised pass: bounds the float64 temporaries
+_CHUNK_FRAMES = 4096  # frames rendered per vectorised pass: keeps the temporaries in cache
+_RENDER_THREADS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -255,8 +258,10 @@ def generate(
         "missing_frame_rate": missing_frame_rate,
         "occlusion_rate": occlusion_rate,
     }
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
-    lexicon_rng, sentence_rng, signer_rng, sample_rng, noise_rng = streams
+    seeds = np.random.SeedSequence(seed).spawn(6)
+    lexicon_rng, sentence_rng, signer_rng, sample_rng, noise_rng = map(
+        np.random.default_rng, seeds[:5]
+    )
 
     lexicon = build_lexicon(n_glosses, lexicon_rng)
     sentences = build_sentences(
@@ -275,7 +280,9 @@ def generate(
     )
     frames = _frame_parameters(plan, signers, table, rest, sample_rng)
     keep = noise_rng.random(frames["count"]) >= missing_frame_rate
-    raw = _render(frames, keep, signers, noise_rng, jitter_px, drop_frame_rate, occlusion_rate)
+    raw = _render(
+        frames, keep, signers, noise_rng, seeds[5], jitter_px, drop_frame_rate, occlusion_rate
+    )
 
     # split into clips and move the frame ranges past the removed frames
     kept_before = np.concatenate([[0], np.cumsum(keep)])
@@ -570,6 +577,7 @@ def _render(
     keep: np.ndarray,
     signers: list[Signer],
     rng: np.random.Generator,
+    chunk_seeds: np.random.SeedSequence,
     jitter_px: float,
     drop_frame_rate: float,
     occlusion_rate: float,
@@ -599,7 +607,10 @@ def _render(
     hand_slices = (slice(LEFT_HAND0, LEFT_HAND0 + 21), slice(RIGHT_HAND0, RIGHT_HAND0 + 21))
     veiled_cols = np.array([FACE0 + k for k in VEILED_FACE])
 
-    for lo in range(0, len(index), _CHUNK_FRAMES):
+    starts = range(0, len(index), _CHUNK_FRAMES)
+    chunk_rngs = [np.random.default_rng(s) for s in chunk_seeds.spawn(len(starts))]
+
+    def render_chunk(lo: int, rng: np.random.Generator) -> None:
         chunk = index[lo : lo + _CHUNK_FRAMES]
         n = len(chunk)
         sample = sample_all[chunk]
@@ -662,6 +673,13 @@ def _render(
         out[:, :, 2] = np.clip(score, 0.01, 0.99, out=score)
         dropped = rng.random(n) < drop_frame_rate
         out[dropped] = 0.0
+
+    # chunks write disjoint rows of `raw` and draw from their own generators, so the result does
+    # not depend on the order they run in; NumPy releases the GIL in the heavy array operations
+    with ThreadPoolExecutor(max_workers=_RENDER_THREADS) as pool:
+        jobs = [pool.submit(render_chunk, lo, r) for lo, r in zip(starts, chunk_rngs, strict=True)]
+        for job in jobs:
+            job.result()
     return raw
 
 
