@@ -44,8 +44,13 @@ def _samples(n: int, mean_frames: int, seed: int) -> list[np.ndarray]:
 
 
 def _claim(claim: str, ours: float, peer: float, frames: int) -> dict:
-    return {"claim": claim, "ours": f"{frames / ours:,.0f} frames/s",
-            "peer": f"{frames / peer:,.0f} frames/s", "ratio": peer / ours, "goal": "faster"}
+    return {
+        "claim": claim,
+        "ours": f"{frames / ours:,.0f} frames/s",
+        "peer": f"{frames / peer:,.0f} frames/s",
+        "ratio": peer / ours,
+        "goal": "faster",
+    }
 
 
 def _row(name: str, seconds: float, unit_count: float, unit: str, baseline: float | None) -> str:
@@ -69,8 +74,12 @@ def bench_normalize(samples: list[np.ndarray], repeats: int) -> list[dict]:
     print(_row("normalize_batch (list of ragged samples)", t_batch, frames, "frames", t_ref))
     print(_row("normalize_packed (already packed)", t_packed, frames, "frames", t_ref))
     return [
-        _claim("Uni-Sign normalisation, normalize_batch vs per-sample port", t_batch, t_ref, frames),
-        _claim("Uni-Sign normalisation, normalize_packed vs per-sample port", t_packed, t_ref, frames),
+        _claim(
+            "Uni-Sign normalisation, normalize_batch vs per-sample port", t_batch, t_ref, frames
+        ),
+        _claim(
+            "Uni-Sign normalisation, normalize_packed vs per-sample port", t_packed, t_ref, frames
+        ),
     ]
 
 
@@ -108,7 +117,9 @@ def bench_store(samples: list[np.ndarray], pkl_samples: int, repeats: int) -> li
         print(_row("store[id], copied out of the memory map", t_get, sub_frames, "frames", t_pkl))
         print(_row("store.read_packed, 32-sample buckets", t_batch, sub_frames, "frames", t_pkl))
         return [
-            _claim("store read, store[id] vs one Uni-Sign pkl per sample", t_get, t_pkl, sub_frames),
+            _claim(
+                "store read, store[id] vs one Uni-Sign pkl per sample", t_get, t_pkl, sub_frames
+            ),
             _claim("store read, read_packed buckets vs Uni-Sign pkl", t_batch, t_pkl, sub_frames),
         ]
         store.close()
@@ -128,8 +139,15 @@ def bench_synth(n: int) -> list[dict]:
     frames = sum(p.shape[0] for p in corpus.poses)
     rate = frames / seconds
     print(f"SynNMM: generate({n}) in {seconds:.2f} s ({frames} frames, {rate:,.0f} frames/s)")
-    return [{"claim": f"SynNMM generate({n})", "ours": f"{seconds:.1f} s", "peer": "-",
-             "ratio": None, "goal": "≤ 10 s for 2,000 samples"}]
+    return [
+        {
+            "claim": f"SynNMM generate({n})",
+            "ours": f"{seconds:.1f} s",
+            "peer": "-",
+            "ratio": None,
+            "goal": "≤ 10 s for 2,000 samples",
+        }
+    ]
 
 
 def main() -> None:

@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
         "shape": {"N": n_samples, "m": steps, "lengths": "60-256", "J": 69, "C": 3},
     }
     print(
-        f"bench_kernels on {device} ({machine['gpu'] or machine['cpu']}, {machine['threads']} threads)"
+        f"bench_kernels on {device} ({machine['gpu'] or machine['cpu']}, "
+        f"{machine['threads']} threads)"
         f", N={n_samples} m={steps} lengths 60-256 J=69 C=3"
     )
     print(f"{'kernel':<10} {'ours ms':>9} {'plain ms':>9} {'ratio':>7} {'GB/s':>8}")

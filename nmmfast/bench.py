@@ -1,5 +1,5 @@
-"""`nmmfast bench`: runs the benchmark scripts of a checkout (`benchmarks/bench_*.py`), each of which
-measures ours against its named peer side by side, and collects their summaries into one table
+"""`nmmfast bench`: runs the benchmark scripts of a checkout (`benchmarks/bench_*.py`), each
+measuring ours against its named peer side by side, and collects their summaries into one table
 (benchmark, ours, peer, ratio, goal, machine) written as JSON and Markdown."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import nmmfast
 
 
 def find_benchmarks(directory: str | os.PathLike | None = None) -> Path:
-    """The benchmarks folder: `directory`, else ./benchmarks, else the checkout the package is in."""
+    """The benchmarks folder: `directory`, else ./benchmarks, else the package's checkout."""
     candidates = (
         [Path(directory)]
         if directory
@@ -68,7 +68,7 @@ def run_benchmark(script: Path, *, quick: bool, timeout: float) -> dict[str, Any
 
 
 def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per measured claim: benchmark, claim, ours, peer, ratio, goal (or the skip reason)."""
+    """One row per measured claim: benchmark, claim, ours, peer, ratio, goal (or why skipped)."""
     rows = []
     for result in results:
         if result.get("status") != "ok":

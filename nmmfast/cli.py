@@ -15,7 +15,10 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("nmmfast._info_cli", "what was built (CUDA kernels, architectures), what is usable"),
     "synth": ("nmmfast.data.synth", "generate the SynNMM corpus: poses, manifest, planted NMMs"),
-    "import": ("nmmfast.data.importers", "import poses (Uni-Sign pkl, .pose, Pose86K, npz), labels"),
+    "import": (
+        "nmmfast.data.importers",
+        "import poses (Uni-Sign pkl, .pose, Pose86K, npz), labels",
+    ),
     "split": ("nmmfast.data.partitions", "build the control / signer / sentence partitions"),
     "train": ("nmmfast.train", "train the pose→text model (CSLR or SLT) on a corpus partition"),
     "decode": ("nmmfast.decode", "beam-decode a split with a trained run; JSON Lines predictions"),
@@ -24,7 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("nmmfast.probes.cli", "tracking failure, counterfactual regions, signer identity"),
     "extract": ("nmmfast.extract._cli", "videos -> whole-body poses (YOLOX + RTMPose) in a store"),
     "demo": ("nmmfast.demo", "the whole study on the built-in SynNMM corpus, with the report"),
-    "report": ("nmmfast.report.build", "the HTML report (and CSV/JSON tables) of a study directory"),
+    "report": (
+        "nmmfast.report.build",
+        "the HTML report (and CSV/JSON tables) of a study directory",
+    ),
     "bench": ("nmmfast.bench", "run the benchmarks against their peers; one summary table"),
 }
 

@@ -200,10 +200,16 @@ class Study:
 
         def run() -> None:
             attribute_partition(
-                self.dirs.run(partition, task), self.dirs.corpus, partition, out,
-                method=self.settings.ig_method, n_steps=self.settings.ig_steps,
-                max_samples=self.settings.attribution_samples, num_beams=self.settings.beam,
-                max_new_tokens=self.settings.max_new_tokens, progress=self.progress,
+                self.dirs.run(partition, task),
+                self.dirs.corpus,
+                partition,
+                out,
+                method=self.settings.ig_method,
+                n_steps=self.settings.ig_steps,
+                max_samples=self.settings.attribution_samples,
+                num_beams=self.settings.beam,
+                max_new_tokens=self.settings.max_new_tokens,
+                progress=self.progress,
             )
 
         self._stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
@@ -237,20 +243,35 @@ class Study:
 
             model = self._load_run(partition, task)
             result = counterfactual_probe(
-                model, self.dirs.corpus, test_ids[: self.settings.probe_samples], task=task,
-                num_beams=self.settings.beam, max_new_tokens=self.settings.max_new_tokens,
-                progress=self.progress)
+                model,
+                self.dirs.corpus,
+                test_ids[: self.settings.probe_samples],
+                task=task,
+                num_beams=self.settings.beam,
+                max_new_tokens=self.settings.max_new_tokens,
+                progress=self.progress,
+            )
             write_json(result, counterfactual)
 
         def run_identity() -> None:
             from nmmfast.probes.identity import identity_probe
 
             model = self._load_run(partition, task)
-            write_json(identity_probe(model, self.dirs.corpus, test_ids, task=task,
-                                      seed=self.settings.seed, progress=self.progress), identity)
+            write_json(
+                identity_probe(
+                    model,
+                    self.dirs.corpus,
+                    test_ids,
+                    task=task,
+                    seed=self.settings.seed,
+                    progress=self.progress,
+                ),
+                identity,
+            )
 
-        self._stage(f"probe counterfactual {partition}-{task}", counterfactual.is_file,
-                    run_counterfactual)
+        self._stage(
+            f"probe counterfactual {partition}-{task}", counterfactual.is_file, run_counterfactual
+        )
         self._stage(f"probe identity {partition}-{task}", identity.is_file, run_identity)
 
     def _load_run(self, partition: str, task: str) -> Any:
@@ -295,9 +316,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller study for CI (about 2 min)")
     parser.add_argument("--seed", type=int, default=0, help="seed of corpus, splits and training")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the tiny models gain nothing from more, "
-                             "and extra threads contend on small machines)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the tiny models gain nothing from more, "
+        "and extra threads contend on small machines)",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -325,8 +350,10 @@ def summary_text(dirs: StudyDir, report: Path) -> str:
             shares = dirs.attribution(partition, task) / "summary.json"
             if shares.is_file():
                 region = read_json(shares)["region_shares"]
-                parts.append(f"{task.upper()} shares " + " / ".join(
-                    f"{name} {value:.0f}%" for name, value in region.items()))
+                parts.append(
+                    f"{task.upper()} shares "
+                    + " / ".join(f"{name} {value:.0f}%" for name, value in region.items())
+                )
         if parts:
             lines.append(f"{partition + ':':<12} " + ", ".join(parts))
     lines.append(f"metrics:     {dirs.root / 'metrics'}")

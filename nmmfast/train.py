@@ -137,6 +137,16 @@ class _Distributed:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def average_batch_norm_statistics(self, model: nn.Module) -> None:
+        """Average BatchNorm running statistics over ranks (DDP keeps them rank-local)."""
+        if self.world_size == 1:
+            return
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+                for stat in (module.running_mean, module.running_var):
+                    torch.distributed.all_reduce(stat)
+                    stat /= self.world_size
+
     def close(self) -> None:
         if self.started:
             torch.distributed.destroy_process_group()
@@ -348,6 +358,8 @@ def train(
 
         ddp_model = model
         if dist.world_size > 1:
+            if dist.device.type == "cuda":  # as Uni-Sign; CPU ranks average stats per epoch
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             ddp_model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
             )
@@ -419,6 +431,8 @@ def train(
                 bar.close()
             epochs_run += 1
             train_loss = epoch_loss / max(epoch_batches, 1)
+            if dist.device.type != "cuda":
+                dist.average_batch_norm_statistics(model)
 
             dev_scores: dict[str, Any] = {}
             improved = False

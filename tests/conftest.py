@@ -7,7 +7,8 @@ import nmmfast
 _GPU_USABLE = nmmfast.info()["gpu_usable"]
 _NO_GPU_REASON = (
     "no usable GPU: needs nmmfast built with CUDA kernels and an NVIDIA GPU with a driver "
-    f"(cuda_compiled={nmmfast.info()['cuda_compiled']}, cuda_devices={nmmfast.info()['cuda_devices']})"
+    f"(cuda_compiled={nmmfast.info()['cuda_compiled']}, "
+    f"cuda_devices={nmmfast.info()['cuda_devices']})"
 )
 
 

@@ -19,9 +19,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def fake_scores(wer: float, bleu4: float) -> dict:
-    return {"wer": wer, "wer_unisign": wer + 1, "bleu1": bleu4 + 10, "bleu4": bleu4,
-            "exact_match": 0.5, "seen_rate": 0.9, "unigram_overlap": 0.95, "unigram_f1": 0.7,
-            "n": 20, "signature": "task:x|nmmfast:test"}
+    return {
+        "wer": wer,
+        "wer_unisign": wer + 1,
+        "bleu1": bleu4 + 10,
+        "bleu4": bleu4,
+        "exact_match": 0.5,
+        "seen_rate": 0.9,
+        "unigram_overlap": 0.95,
+        "unigram_f1": 0.7,
+        "n": 20,
+        "signature": "task:x|nmmfast:test",
+    }
 
 
 @pytest.fixture
@@ -29,8 +38,10 @@ def study(tmp_path: Path) -> StudyDir:
     dirs = StudyDir.at(tmp_path / "study")
     for partition, wer in (("control", 12.5), ("si", 40.0), ("us", 88.0)):
         for task in ("cslr", "slt"):
-            write_json_atomic(dirs.metrics(partition, task),
-                              {"partition": partition, "task": task, "scores": fake_scores(wer, 100 - wer)})
+            write_json_atomic(
+                dirs.metrics(partition, task),
+                {"partition": partition, "task": task, "scores": fake_scores(wer, 100 - wer)},
+            )
     write_json_atomic(dirs.record, {"nmmfast": "test", "torch": "x", "settings": {"samples": 10}})
     return dirs
 
@@ -66,24 +77,48 @@ def test_report_command_line(study: StudyDir, tmp_path: Path, capsys) -> None:
 
 
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
-@pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (apt install chromium)")
+@pytest.mark.skipif(
+    chromium() is None, reason="headless Chromium is not installed (apt install chromium)"
+)
 def test_report_renders_in_headless_chromium(study: StudyDir, tmp_path: Path) -> None:
     page = build_report(study.root)
     # Chromium dumps the DOM after layout; a broken image would keep naturalWidth 0.
     probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text().replace(
-        "</body>",
-        "<script>window.onload=()=>{const bad=[...document.images].filter(i=>!i.naturalWidth).length;"
-        "document.title='images:'+document.images.length+' broken:'+bad;}</script></body>"))
+    probe.write_text(
+        page.read_text().replace(
+            "</body>",
+            "<script>window.onload=()=>{"
+            "const bad=[...document.images].filter(i=>!i.naturalWidth).length;"
+            "document.title='images:'+document.images.length+' broken:'+bad;}</script></body>",
+        )
+    )
     done = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-         probe.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     title = re.search(r"<title>(images:\d+ broken:\d+)</title>", done.stdout)
     assert title, done.stdout[-500:]
     images, broken = map(int, re.findall(r"\d+", title.group(1)))

@@ -121,7 +121,7 @@ def test_ddp_ranks_agree_after_a_step(corpus_dir, tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=0",
+        "--standalone",
         str(script),
     ]
     done = subprocess.run(command, env=env, timeout=300, capture_output=True, text=True)

@@ -11,7 +11,7 @@ import html
 import io
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,8 @@ class Report:
                 writer.writerows(rows)
                 _write_text(directory / f"{name}.csv", buffer.getvalue())
         page = (
-            f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(self.title)}"
+            "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{html.escape(self.title)}"
             f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>"
             + "\n".join(self.parts)
             + "</body></html>"
@@ -174,7 +175,8 @@ def metrics_section(report: Report, study: StudyDir) -> dict[str, dict[str, dict
         )
     report.figures(images)
     report.paragraph(
-        "A high previously-seen rate with low exact match on unseen sentences means the model recalls "
+        "A high previously-seen rate with low exact match on unseen sentences means the model "
+        "recalls "
         "training targets instead of composing new ones.",
         css="note",
     )
@@ -185,8 +187,12 @@ def metrics_section(report: Report, study: StudyDir) -> dict[str, dict[str, dict
 
 
 def _attribution_jobs(study: StudyDir) -> list[tuple[str, str, Path]]:
-    return [(p, t, study.attribution(p, t)) for p in PARTITIONS for t in TASKS
-            if (study.attribution(p, t) / "summary.json").is_file()]
+    return [
+        (p, t, study.attribution(p, t))
+        for p in PARTITIONS
+        for t in TASKS
+        if (study.attribution(p, t) / "summary.json").is_file()
+    ]
 
 
 def attribution_section(report: Report, study: StudyDir) -> None:
@@ -201,28 +207,49 @@ def attribution_section(report: Report, study: StudyDir) -> None:
         return
     report.paragraph(
         "Integrated Gradients of the summed log-probability of each model's own decoded output, "
-        "zero-pose baseline; shares pool |attribution| over samples, frames and channels.", css="note")
+        "zero-pose baseline; shares pool |attribution| over samples, frames and channels.",
+        css="note",
+    )
     region_rows, completeness_rows, joint_rows = [], [], []
     for partition, task, path in jobs:
         summary = read_json(path / "summary.json")
-        title = f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}"
-        region_rows.append({"partition": title, **{k: v for k, v in summary["region_shares"].items()},
-                            "samples": summary["samples"]})
+        title = _title(partition, task)
+        region_rows.append(
+            {
+                "partition": title,
+                **{k: v for k, v in summary["region_shares"].items()},
+                "samples": summary["samples"],
+            }
+        )
         stats = summary.get("completeness", {})
-        completeness_rows.append({
-            "partition": title, "median |δ|/|ΔF|": stats.get("median"), "p95": stats.get("p95"),
-            "max": stats.get("max"), "converged": f"{summary.get('converged')}/{summary['samples']}"})
+        completeness_rows.append(
+            {
+                "partition": title,
+                "median |δ|/|ΔF|": stats.get("median"),
+                "p95": stats.get("p95"),
+                "max": stats.get("max"),
+                "converged": f"{summary.get('converged')}/{summary['samples']}",
+            }
+        )
         for row in summary.get("table", []):
             if row["rank"]:
-                joint_rows.append({"partition": title, "region": row["region"], "rank": row["rank"],
-                                   "joint": row["joint"], "share %": row["share"],
-                                   "reference study's label": row.get("study_label", "")})
+                joint_rows.append(
+                    {
+                        "partition": title,
+                        "region": row["region"],
+                        "rank": row["rank"],
+                        "joint": row["joint"],
+                        "share %": row["share"],
+                        "reference study's label": row.get("study_label", ""),
+                    }
+                )
     report.heading("Region shares (%)", level=3)
     report.table("region_shares", region_rows)
     report.heading("Top joints per region (%), with correct names", level=3)
     report.table("joint_shares_top", joint_rows)
-    report.heading("Completeness (|Σ attribution − (F(x) − F(baseline))| relative to |F(x) − F(b)|)",
-                   level=3)
+    report.heading(
+        "Completeness (|Σ attribution − (F(x) − F(baseline))| relative to |F(x) − F(b)|)", level=3
+    )
     report.table("completeness", completeness_rows, digits=4)
 
     images = []
@@ -234,18 +261,28 @@ def attribution_section(report: Report, study: StudyDir) -> None:
         layout = get_layout(job.get("layout", "unisign69"))
         shares = attribution_shares(np.stack([s["joint_abs"] for s in samples]), layout)
         positions = _template_positions(study, layout)
-        title = f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}"
+        title = _title(partition, task)
         if positions is not None:
             edges = _layout_edges(layout)
-            images.append(report.figure(figures.skeleton_shares(
-                positions, shares.joint, edges, title=title, labels=shares.joint_names), title))
+            images.append(
+                report.figure(
+                    figures.skeleton_shares(
+                        positions, shares.joint, edges, title=title, labels=shares.joint_names
+                    ),
+                    title,
+                )
+            )
         curves_path = path / "frame_curves.csv"
         if curves_path.is_file():
             with curves_path.open() as handle:
                 table = list(csv.DictReader(handle))
             curves = {name: [float(r[name]) for r in table] for name in shares.region_names}
-            images.append(report.figure(figures.region_curves(curves, title=f"per-frame shares: {title}"),
-                                        f"per-frame region shares {title}"))
+            images.append(
+                report.figure(
+                    figures.region_curves(curves, title=f"per-frame shares: {title}"),
+                    f"per-frame region shares {title}",
+                )
+            )
     report.heading("Joint shares on the skeleton, and over time", level=3)
     report.figures(images)
 
@@ -274,18 +311,24 @@ def nmm_contrast_section(report: Report, study: StudyDir) -> None:
             nmm = rows_by_id.get(sample["id"], {}).get("nmm")
             if nmm is None:
                 continue
-            share = float(sample["joint_abs"][face_head].sum() / max(sample["joint_abs"].sum(), 1e-30))
+            share = float(
+                sample["joint_abs"][face_head].sum() / max(sample["joint_abs"].sum(), 1e-30)
+            )
             groups["with NMM" if nmm else "without NMM"].append(100 * share)
-        table.append({
-            "partition": f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}",
-            "face+head share, with NMM (%)": _mean(groups["with NMM"]),
-            "face+head share, without NMM (%)": _mean(groups["without NMM"]),
-            "samples with / without": f"{len(groups['with NMM'])} / {len(groups['without NMM'])}",
-        })
+        table.append(
+            {
+                "partition": _title(partition, task),
+                "face+head share, with NMM (%)": _mean(groups["with NMM"]),
+                "face+head share, without NMM (%)": _mean(groups["without NMM"]),
+                "samples with / without": "{} / {}".format(*map(len, groups.values())),
+            }
+        )
     report.paragraph(
         "Mean per-sample share of face and head joints (face region plus nose, eyes and ears). In "
         "SynNMM the markers change the translation but not the glosses, so an SLT model that uses "
-        "them should put more attribution there on samples that carry one.", css="note")
+        "them should put more attribution there on samples that carry one.",
+        css="note",
+    )
     report.table("nmm_face_head_shares", table)
 
 
@@ -307,15 +350,25 @@ def probes_section(report: Report, study: StudyDir) -> None:
         if auroc:
             report.paragraph(
                 f"AUROC of the face coherence score against the planted veiled signers: frames "
-                f"{_fmt(auroc.get('frames'), 3)}, samples {_fmt(auroc.get('samples'), 3)}.")
-        signer_rows = [{"signer": signer, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
-                       for signer, values in sorted(tracking.get("signers", {}).items())]
+                f"{_fmt(auroc.get('frames'), 3)}, samples {_fmt(auroc.get('samples'), 3)}."
+            )
+        signer_rows = [
+            {"signer": signer, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
+            for signer, values in sorted(tracking.get("signers", {}).items())
+        ]
         report.table("tracking_signers", signer_rows, digits=3)
         examples = _tracking_examples(study, tracking)
         if examples:
-            report.figures([report.figure(figures.face_examples(
-                examples, title="most incoherent faces (left) vs a coherent one (right)"),
-                "tracking failure examples")])
+            report.figures(
+                [
+                    report.figure(
+                        figures.face_examples(
+                            examples, title="most incoherent faces (left) vs a coherent one (right)"
+                        ),
+                        "tracking failure examples",
+                    )
+                ]
+            )
     else:
         report.missing("tracking probe", "Run `nmmfast probe tracking` (or `nmmfast demo`).")
 
@@ -330,17 +383,25 @@ def probes_section(report: Report, study: StudyDir) -> None:
             result = read_json(path)
             rows = []
             for region, values in result.get("regions", {}).items():
-                row = {"region": region, "n": values.get("n"),
-                       "output changed (%)": 100 * (values.get("change_rate") or 0),
-                       "mean Δ log p (nats)": values.get("delta_log_p_mean")}
+                row = {
+                    "region": region,
+                    "n": values.get("n"),
+                    "output changed (%)": 100 * (values.get("change_rate") or 0),
+                    "mean Δ log p (nats)": values.get("delta_log_p_mean"),
+                }
                 for marker, marks in (values.get("marking") or {}).items():
                     row[f"{marker} marking flipped on its samples (%)"] = (
                         100 * marks["category_changed_rate"]
-                        if marks.get("category_changed_rate") is not None else None)
+                        if marks.get("category_changed_rate") is not None
+                        else None
+                    )
                 rows.append(row)
-            report.paragraph(f"{figures.PARTITION_TITLES.get(partition, partition)} / "
-                             f"{task.upper()}, mode {result.get('settings', {}).get('mode')}, "
-                             f"{result.get('n')} samples.", css="note")
+            report.paragraph(
+                f"{figures.PARTITION_TITLES.get(partition, partition)} / "
+                f"{task.upper()}, mode {result.get('settings', {}).get('mode')}, "
+                f"{result.get('n')} samples.",
+                css="note",
+            )
             report.table(f"counterfactual_{partition}_{task}", rows)
     if not found:
         report.missing("counterfactual probe", "Run `nmmfast probe counterfactual`.")
@@ -356,15 +417,37 @@ def probes_section(report: Report, study: StudyDir) -> None:
             result = read_json(path)
             regions = result.get("regions", {})
             names = list(regions)
-            report.figures([report.figure(figures.grouped_bars(
-                names, {"accuracy": [100 * regions[n]["accuracy"] for n in names],
-                        "chance": [100 * result.get("chance", 0)] * len(names)},
-                ylabel="signer accuracy (%)", ylim=(0, 105),
-                title=f"who is signing? {partition} / {task.upper()} ({result.get('classes')} signers)"),
-                "signer identity accuracy")])
-            report.table(f"identity_{partition}_{task}", [
-                {"region": n, "accuracy": regions[n]["accuracy"], "± std": regions[n].get("accuracy_std"),
-                 "chance": result.get("chance")} for n in names], digits=3)
+            report.figures(
+                [
+                    report.figure(
+                        figures.grouped_bars(
+                            names,
+                            {
+                                "accuracy": [100 * regions[n]["accuracy"] for n in names],
+                                "chance": [100 * result.get("chance", 0)] * len(names),
+                            },
+                            ylabel="signer accuracy (%)",
+                            ylim=(0, 105),
+                            title=f"who is signing? {_title(partition, task)} "
+                            f"({result.get('classes')} signers)",
+                        ),
+                        "signer identity accuracy",
+                    )
+                ]
+            )
+            report.table(
+                f"identity_{partition}_{task}",
+                [
+                    {
+                        "region": n,
+                        "accuracy": regions[n]["accuracy"],
+                        "± std": regions[n].get("accuracy_std"),
+                        "chance": result.get("chance"),
+                    }
+                    for n in names
+                ],
+                digits=3,
+            )
     if not found:
         report.missing("signer-identity probe", "Run `nmmfast probe identity`.")
 
@@ -375,10 +458,17 @@ def label_mapping_section(report: Report) -> None:
     report.heading("Joint names: the reference study's labels and the true joints")
     report.paragraph(
         "The reference study's tables label the i-th selected body or face joint as COCO joint i "
-        "(23 + i for the face). Hands are contiguous, so only body and face labels differ.", css="note")
-    report.table("study_label_mapping", [
-        {"reference study's label": printed, "true joint": true}
-        for printed, true in reference_study_labels("unisign69") if printed != true])
+        "(23 + i for the face). Hands are contiguous, so only body and face labels differ.",
+        css="note",
+    )
+    report.table(
+        "study_label_mapping",
+        [
+            {"reference study's label": printed, "true joint": true}
+            for printed, true in reference_study_labels("unisign69")
+            if printed != true
+        ],
+    )
 
 
 def _template_positions(study: StudyDir, layout: Any) -> np.ndarray | None:
@@ -420,7 +510,13 @@ def _tracking_examples(study: StudyDir, tracking: dict[str, Any]) -> list[tuple[
     chosen = []
     for example in tracking.get("examples", [])[:3]:
         if example["id"] in store:
-            chosen.append((example["id"], int(example["frame"]), f"{example['id']} score {example['score']:.2f}"))
+            chosen.append(
+                (
+                    example["id"],
+                    int(example["frame"]),
+                    f"{example['id']} score {example['score']:.2f}",
+                )
+            )
     coherent = [s for s in tracking.get("samples", []) if not s.get("flagged")]
     if coherent:
         best = min(coherent, key=lambda s: s.get("score_median") or 1e9)
@@ -434,18 +530,23 @@ def _tracking_examples(study: StudyDir, tracking: dict[str, Any]) -> list[tuple[
     return out
 
 
+def _title(partition: str, task: str) -> str:
+    return f"{figures.PARTITION_TITLES.get(partition, partition)} / {task.upper()}"
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
 def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Write `<out_dir>/index.html` (default `<study>/report/`) and its tables; returns the HTML path."""
+    """Write `<out_dir>/index.html` (default `<study>/report/`) and its tables; returns its path."""
     study = StudyDir.at(study_dir)
     record = read_json(study.record) if study.record.is_file() else {}
     report = Report("nmmfast study report: non-manual markers in a pose-based sign-language model")
     settings = record.get("settings")
     report.paragraph(
-        f"Study directory {study.root.resolve()}; made {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"Study directory {study.root.resolve()}; made "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
         f"with nmmfast {record.get('nmmfast', '?')}, torch {record.get('torch', '?')}."
     )
     if settings:
@@ -467,4 +568,3 @@ def run_cli(args: argparse.Namespace) -> int:
     path = build_report(args.study, args.out)
     print(f"report: {path}")
     return 0
-

@@ -63,7 +63,7 @@ def skeleton_shares(
     labels: Sequence[str] | None = None,
     top: int = 6,
 ) -> bytes:
-    """Joints at `positions` [J, 2] (image coordinates, y down) coloured and sized by `shares` [J] (%)."""
+    """Joints at `positions` [J, 2] (pixels, y down) coloured and sized by `shares` [J] (%)."""
     fig, ax = plt.subplots(figsize=(3.6, 4.2))
     for a, b in edges:
         ax.plot(positions[[a, b], 0], positions[[a, b], 1], color="#bbbbbb", lw=0.8, zorder=1)
