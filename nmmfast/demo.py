@@ -79,7 +79,7 @@ class Study:
 
     def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], Any]) -> None:
         if done():
-            tqdm.write(f"[demo] {name}: already done, reusing") if self.progress else None
+            tqdm.write(f"[demo] {name}: already done, reusing", file=sys.stdout)
             return
         began = time.perf_counter()
         run()

@@ -20,7 +20,7 @@ status "build rc=$build_rc"
 
 python -c "import json, nmmfast; print(json.dumps(nmmfast.info(), indent=2))" >"$out/info.json" 2>&1
 if python -c "import pytest" 2>/dev/null; then
-  timeout 240 python -m pytest tests/test_kernels.py tests/test_build.py tests/test_runtime.py -q -p no:cacheprovider \
+  timeout 240 python -m pytest tests/test_kernels.py tests/test_build.py tests/test_runtime.py tests/test_attribution.py -q -p no:cacheprovider \
     -o addopts="" -m "cuda or not cuda" --junitxml="$out/tests.xml" >"$out/tests.log" 2>&1
   tests_rc=$?
 else
@@ -38,13 +38,16 @@ status "bench rc=$bench_rc"
 (cd benchmarks && timeout 150 python bench_extract.py --quick --gpu --json "$out/bench_extract_gpu.json") \
   >"$out/bench_extract_gpu.log" 2>&1
 status "extract bench rc=$?"
+(cd benchmarks && timeout 150 python bench_ig.py --quick --device cuda --json "$out/bench_ig_cuda.json") \
+  >"$out/bench_ig_cuda.log" 2>&1
+status "IG bench rc=$?"
 
 python - "$out" "$build_rc" "$tests_rc" "$bench_rc" <<'PY'
 import json, pathlib, re, sys
 out, build_rc, tests_rc, bench_rc = pathlib.Path(sys.argv[1]), *map(int, sys.argv[2:])
 tests_tail = (out / "tests.log").read_text(errors="replace").strip().splitlines()[-1:] if (out / "tests.log").exists() else []
 summary = {"build_rc": build_rc, "tests_rc": tests_rc, "tests": tests_tail, "bench_rc": bench_rc}
-for name in ("info.json", "bench_kernels_cuda.json", "bench_kernels_cpu.json", "bench_extract_gpu.json"):
+for name in ("info.json", "bench_kernels_cuda.json", "bench_kernels_cpu.json", "bench_extract_gpu.json", "bench_ig_cuda.json"):
     try:
         summary[name.removesuffix(".json")] = json.loads((out / name).read_text())
     except (OSError, ValueError) as exc:
