@@ -11,11 +11,10 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nmmfast._io import write_json_atomic
 from nmmfast.metrics import TASKS, ScoreReport, compute_scores
 
 # The manifest column that holds each task's target.
@@ -136,25 +135,6 @@ def file_digest(path: str | os.PathLike[str], length: int = 12) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:length]
-
-
-def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
-    """Write JSON to a temporary file next to `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            json.dump(payload, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def evaluate_file(

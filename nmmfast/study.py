@@ -13,12 +13,13 @@ report and users running the stages by hand agree on one layout.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from nmmfast._io import read_json, write_json_atomic
+
+__all__ = ["PARTITIONS", "TASKS", "StudyDir", "read_json", "write_json_atomic"]
 
 PARTITIONS = ("control", "si", "us")
 TASKS = ("cslr", "slt")
@@ -61,40 +62,3 @@ class StudyDir:
     def probe(self, name: str, partition: str | None = None, task: str | None = None) -> Path:
         suffix = f"-{partition}-{task}" if partition and task else ""
         return self.root / "probes" / f"{name}{suffix}.json"
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write `data` as JSON to `path` through a temporary file and a rename: readers see the old
-    file or the new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=1, default=_jsonable)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

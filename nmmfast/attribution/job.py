@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nmmfast._io import atomic_write_text
 from nmmfast.attribution.quadrature import METHODS
 from nmmfast.attribution.sequence import SequenceAttributor
 from nmmfast.attribution.shares import (
@@ -30,8 +31,14 @@ from nmmfast.attribution.shares import (
     token_region_shares,
 )
 
-__all__ = ["attribute_partition", "configure_parser", "load_samples", "run_attribution",
-           "run_cli", "summarize"]
+__all__ = [
+    "attribute_partition",
+    "configure_parser",
+    "load_samples",
+    "run_attribution",
+    "run_cli",
+    "summarize",
+]
 
 JOB_FILE = "job.json"
 SAMPLES_DIR = "samples"
@@ -43,12 +50,6 @@ _VOLATILE = ("rank", "world_size", "device", "batch_rows", "samples_per_call", "
 def _sample_file(out: Path, sample_id: str) -> Path:
     safe = sample_id.replace(os.sep, "__").replace("/", "__")
     return out / SAMPLES_DIR / f"{safe}.npz"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _write_sample(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -84,7 +85,7 @@ def _check_job(out: Path, settings: dict[str, Any]) -> None:
                     f"{value!r}; use another --out (or delete it) to start a new job"
                 )
         return
-    _atomic_write_text(path, json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
 
 
 def run_attribution(
@@ -141,22 +142,37 @@ def run_attribution(
     layout = model.config.layout
     max_frames = int(max_frames or model.config.max_frames)
     settings = {
-        "partition": partition, "split": split, "task": task, "target": target,
-        "method": method, "n_steps": n_steps, "tolerance": tolerance, "max_steps": max_steps,
-        "per_token": per_token, "max_frames": max_frames, "max_samples": max_samples,
+        "partition": partition,
+        "split": split,
+        "task": task,
+        "target": target,
+        "method": method,
+        "n_steps": n_steps,
+        "tolerance": tolerance,
+        "max_steps": max_steps,
+        "per_token": per_token,
+        "max_frames": max_frames,
+        "max_samples": max_samples,
         "num_beams": num_beams,
-        "max_new_tokens": max_new_tokens, "layout": layout,
+        "max_new_tokens": max_new_tokens,
+        "layout": layout,
         "corpus": str(Path(data.path).resolve()),
-        "rank": rank, "world_size": world_size, "batch_rows": batch_rows,
-        "samples_per_call": samples_per_call, "limit": limit,
-        "stop_gradient_lifted": True, "baseline": "zero pose",
+        "rank": rank,
+        "world_size": world_size,
+        "batch_rows": batch_rows,
+        "samples_per_call": samples_per_call,
+        "limit": limit,
+        "stop_gradient_lifted": True,
+        "baseline": "zero pose",
         **(extra_settings or {}),
     }
     _check_job(out, settings)
-    dataset = PoseDataset(data, _shard(ids, rank, world_size), task, layout=layout,
-                          max_frames=max_frames)
+    dataset = PoseDataset(
+        data, _shard(ids, rank, world_size), task, layout=layout, max_frames=max_frames
+    )
     pending = [
-        k for k, sample_id in enumerate(dataset.sample_ids)
+        k
+        for k, sample_id in enumerate(dataset.sample_ids)
         if not _sample_file(out, sample_id).is_file()
     ]
     existing = len(dataset) - len(pending)
@@ -177,26 +193,43 @@ def run_attribution(
         poses = [poses for _, poses, _ in items]
         targets = None if target == "decoded" else [text for _, _, text in items]
         res = attributor.attribute(
-            poses, targets, n_steps=n_steps, method=method, per_token=per_token,
-            batch_rows=batch_rows, tolerance=tolerance, max_steps=max_steps,
-            num_beams=num_beams, max_new_tokens=max_new_tokens,
+            poses,
+            targets,
+            n_steps=n_steps,
+            method=method,
+            per_token=per_token,
+            batch_rows=batch_rows,
+            tolerance=tolerance,
+            max_steps=max_steps,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
         )
         for row, (sample_id, _, reference) in enumerate(items):
             arrays = _sample_arrays(res, row, one_hot, per_token, save_attributions)
-            meta = {"id": sample_id, "reference": reference, "target": res.target_text[row],
-                    "tokens": res.target_tokens[row]}
+            meta = {
+                "id": sample_id,
+                "reference": reference,
+                "target": res.target_text[row],
+                "tokens": res.target_tokens[row],
+            }
             arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
             _write_sample(_sample_file(out, sample_id), arrays)
             computed += 1
     skipped = {reason: list(v) for reason, v in dataset.skipped_ids.items()}
     done = computed + existing == len(dataset)
     if done:
-        _atomic_write_text(out / f"done-{rank}-of-{world_size}.json",
-                           json.dumps({"samples": len(dataset), "skipped": skipped}) + "\n")
+        atomic_write_text(
+            out / f"done-{rank}-of-{world_size}.json",
+            json.dumps({"samples": len(dataset), "skipped": skipped}) + "\n",
+        )
     finished = all((out / f"done-{r}-of-{world_size}.json").is_file() for r in range(world_size))
     summary = summarize(out, top=top) if finished else None
-    return {"computed": computed, "skipped_existing": existing, "shard": len(dataset),
-            "summary": summary}
+    return {
+        "computed": computed,
+        "skipped_existing": existing,
+        "shard": len(dataset),
+        "summary": summary,
+    }
 
 
 def _layout(name: Any) -> Any:
@@ -290,26 +323,31 @@ def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[s
         "table": table,
     }
     if "token_region_abs" in samples[0]:
-        tokens = token_region_shares([s["token_region_abs"] for s in samples],
-                                     [s["tokens"] for s in samples])
-        token_doc = {w: dict(zip(shares.region_names, map(float, v), strict=True))
-                     for w, v in sorted(tokens.items())}
-        _atomic_write_text(out / "token_shares.json", json.dumps(token_doc, indent=1,
-                                                                 ensure_ascii=False) + "\n")
+        tokens = token_region_shares(
+            [s["token_region_abs"] for s in samples], [s["tokens"] for s in samples]
+        )
+        token_doc = {
+            w: dict(zip(shares.region_names, map(float, v), strict=True))
+            for w, v in sorted(tokens.items())
+        }
+        atomic_write_text(
+            out / "token_shares.json", json.dumps(token_doc, indent=1, ensure_ascii=False) + "\n"
+        )
         summary["token_shares"] = "token_shares.json"
     lines = ["joint,region,share"] + [
         f"{name},{shares.region_names[r]},{value:.6f}"
-        for name, r, value in zip(shares.joint_names, shares.region_of_joint, shares.joint,
-                                  strict=True)
+        for name, r, value in zip(
+            shares.joint_names, shares.region_of_joint, shares.joint, strict=True
+        )
     ]
-    _atomic_write_text(out / "shares_joint.csv", "\n".join(lines) + "\n")
-    _atomic_write_text(out / "table.md", format_share_table({key: table}, "markdown"))
-    _atomic_write_text(out / "table.csv", format_share_table({key: table}, "csv"))
+    atomic_write_text(out / "shares_joint.csv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "table.md", format_share_table({key: table}, "markdown"))
+    atomic_write_text(out / "table.csv", format_share_table({key: table}, "csv"))
     curve_lines = ["bin," + ",".join(shares.region_names)] + [
         f"{b}," + ",".join(f"{v:.4f}" for v in row) for b, row in enumerate(curves)
     ]
-    _atomic_write_text(out / "frame_curves.csv", "\n".join(curve_lines) + "\n")
-    _atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "frame_curves.csv", "\n".join(curve_lines) + "\n")
+    atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return summary
 
 
@@ -334,8 +372,9 @@ def attribute_partition(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(run, weights=weights).to(device)
     extra = {"run": str(run), "checkpoint": checkpoint, "device": device}
-    return run_attribution(model, corpus, partition, out, task=meta["task"],
-                           extra_settings=extra, **options)
+    return run_attribution(
+        model, corpus, partition, out, task=meta["task"], extra_settings=extra, **options
+    )
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -344,15 +383,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition", required=True, help="partition name (control, si, us)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--out", required=True, metavar="DIR", help="job directory (resumable)")
-    parser.add_argument("--target", default="decoded", choices=["decoded", "reference"],
-                        help="attribute the model's own output (default) or the reference")
+    parser.add_argument(
+        "--target",
+        default="decoded",
+        choices=["decoded", "reference"],
+        help="attribute the model's own output (default) or the reference",
+    )
     parser.add_argument("--method", default="gausslegendre", choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=50, help="step points (start, if adaptive)")
-    parser.add_argument("--tolerance", type=float,
-                        help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)|")
+    parser.add_argument(
+        "--tolerance", type=float, help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)|"
+    )
     parser.add_argument("--max-steps", type=int, default=512)
-    parser.add_argument("--per-token", action="store_true",
-                        help="also attribute each target token (per-token region shares)")
+    parser.add_argument(
+        "--per-token",
+        action="store_true",
+        help="also attribute each target token (per-token region shares)",
+    )
     parser.add_argument("--batch-rows", type=int, help="rows per forward pass (default: auto)")
     parser.add_argument("--samples-per-call", type=int, default=8)
     parser.add_argument("--max-frames", type=int, help="frames per sample (default: the model's)")
@@ -362,14 +409,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")
     parser.add_argument("--world-size", type=int, help="shards (default: $WORLD_SIZE or 1)")
-    parser.add_argument("--max-samples", type=int,
-                        help="attribute only the split's first N samples")
+    parser.add_argument(
+        "--max-samples", type=int, help="attribute only the split's first N samples"
+    )
     parser.add_argument("--limit", type=int, help="stop after this many new samples (resumable)")
     parser.add_argument("--top", type=int, default=10, help="joints per region in the table")
-    parser.add_argument("--save-attributions", action="store_true",
-                        help="keep each sample's full [T, J, C] attributions")
-    parser.add_argument("--summarize-only", action="store_true",
-                        help="only merge the finished sample files of --out")
+    parser.add_argument(
+        "--save-attributions",
+        action="store_true",
+        help="keep each sample's full [T, J, C] attributions",
+    )
+    parser.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="only merge the finished sample files of --out",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -381,14 +435,31 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"completeness: {summary['completeness']}", file=sys.stderr)
         return 0
     result = attribute_partition(
-        args.run, args.corpus, args.partition, args.out, checkpoint=args.checkpoint,
-        device=args.device, split=args.split, target=args.target, method=args.method,
-        n_steps=args.steps, tolerance=args.tolerance, max_steps=args.max_steps,
-        per_token=args.per_token, batch_rows=args.batch_rows,
-        samples_per_call=args.samples_per_call, max_frames=args.max_frames,
-        num_beams=args.beam, max_new_tokens=args.max_new_tokens, rank=args.rank,
-        world_size=args.world_size, save_attributions=args.save_attributions,
-        limit=args.limit, max_samples=args.max_samples, top=args.top, progress=not args.no_progress,
+        args.run,
+        args.corpus,
+        args.partition,
+        args.out,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        split=args.split,
+        target=args.target,
+        method=args.method,
+        n_steps=args.steps,
+        tolerance=args.tolerance,
+        max_steps=args.max_steps,
+        per_token=args.per_token,
+        batch_rows=args.batch_rows,
+        samples_per_call=args.samples_per_call,
+        max_frames=args.max_frames,
+        num_beams=args.beam,
+        max_new_tokens=args.max_new_tokens,
+        rank=args.rank,
+        world_size=args.world_size,
+        save_attributions=args.save_attributions,
+        limit=args.limit,
+        max_samples=args.max_samples,
+        top=args.top,
+        progress=not args.no_progress,
     )
     elapsed = time.perf_counter() - began
     print(

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nmmfast._io import atomic_write_text
+
 __all__ = ["configure_parser", "run_cli", "write_json"]
 
 
@@ -28,49 +30,77 @@ def _finite(value: Any) -> Any:
 
 def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write a probe result as JSON (NaN as null) via a temporary file and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(_finite(result), handle, indent=1, ensure_ascii=False, allow_nan=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(_finite(result), indent=1, ensure_ascii=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("probe", choices=["tracking", "counterfactual", "identity"],
-                        help="which probe to run")
-    parser.add_argument("--corpus", required=True, metavar="DIR",
-                        help="corpus directory (poses/, manifest.jsonl, partitions/)")
-    parser.add_argument("--partition", help="partition name (control, si, us); default: every "
-                        "sample of the corpus")
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
-                        help="split of --partition (default test)")
-    parser.add_argument("--run", metavar="RUN_DIR",
-                        help="training run (counterfactual and identity need one)")
-    parser.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                        help="weights of the run (default best)")
+    parser.add_argument(
+        "probe", choices=["tracking", "counterfactual", "identity"], help="which probe to run"
+    )
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        metavar="DIR",
+        help="corpus directory (poses/, manifest.jsonl, partitions/)",
+    )
+    parser.add_argument(
+        "--partition", help="partition name (control, si, us); default: every sample of the corpus"
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "dev", "test"],
+        help="split of --partition (default test)",
+    )
+    parser.add_argument(
+        "--run", metavar="RUN_DIR", help="training run (counterfactual and identity need one)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=["best", "last"],
+        help="weights of the run (default best)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.json", help="result file")
     parser.add_argument("--limit", type=int, help="probe only the first N samples")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-frames", type=int, default=None,
-                        help="frames fed to the model per sample (default the model's)")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="frames fed to the model per sample (default the model's)",
+    )
     tracking = parser.add_argument_group("tracking")
-    tracking.add_argument("--template", default="builtin", choices=["builtin", "corpus"],
-                          help="canonical face: built in, or estimated from the probed samples")
-    tracking.add_argument("--threshold", type=float, default=None,
-                          help="frame score above which a face is incoherent (default 0.3)")
-    tracking.add_argument("--frame-scores", action="store_true",
-                          help="also write every frame's score")
+    tracking.add_argument(
+        "--template",
+        default="builtin",
+        choices=["builtin", "corpus"],
+        help="canonical face: built in, or estimated from the probed samples",
+    )
+    tracking.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="frame score above which a face is incoherent (default 0.3)",
+    )
+    tracking.add_argument(
+        "--frame-scores", action="store_true", help="also write every frame's score"
+    )
     counterfactual = parser.add_argument_group("counterfactual")
-    counterfactual.add_argument("--regions", default=None,
-                                help="comma-separated regions (default "
-                                     "none,face,head,face+head,hands,body,all)")
-    counterfactual.add_argument("--mode", default="signer_mean",
-                                choices=["signer_mean", "clip_mean", "zero"],
-                                help="neutral version of a region: the signer's mean pose over "
-                                     "the split (default), the clip's mean, or undetected")
+    counterfactual.add_argument(
+        "--regions",
+        default=None,
+        help="comma-separated regions (default none,face,head,face+head,hands,body,all)",
+    )
+    counterfactual.add_argument(
+        "--mode",
+        default="signer_mean",
+        choices=["signer_mean", "clip_mean", "zero"],
+        help="neutral version of a region: the signer's mean pose over "
+        "the split (default), the clip's mean, or undetected",
+    )
     counterfactual.add_argument("--beam", type=int, default=4, help="beam width (default 4)")
     counterfactual.add_argument("--max-new-tokens", type=int, default=100)
     identity = parser.add_argument_group("identity")
@@ -123,41 +153,68 @@ def run_cli(args: argparse.Namespace) -> int:
     corpus = Corpus.open(args.corpus)
     ids = _ids(args, corpus.rows, corpus.store)
     where = f"{args.partition}/{args.split}" if args.partition else "all samples"
-    settings = {"corpus": str(args.corpus), "partition": args.partition,
-                "split": args.split if args.partition else None}
+    settings = {
+        "corpus": str(args.corpus),
+        "partition": args.partition,
+        "split": args.split if args.partition else None,
+    }
     if args.probe == "tracking":
         from nmmfast.probes.tracking import FLAG_THRESHOLD, tracking_report
 
         result = tracking_report(
-            corpus.store, ids, corpus.rows, template=args.template,
+            corpus.store,
+            ids,
+            corpus.rows,
+            template=args.template,
             threshold=FLAG_THRESHOLD if args.threshold is None else args.threshold,
             frame_scores=args.frame_scores,
         )
         auc = result.get("auroc", {})
-        line = (f"{result['overall']['flagged_samples']}/{len(ids)} samples flagged"
-                + (f", veiled AUROC frames {auc['frames']:.3f} samples {auc['samples']:.3f}"
-                   if auc.get("frames") is not None else ""))
+        line = f"{result['overall']['flagged_samples']}/{len(ids)} samples flagged" + (
+            f", veiled AUROC frames {auc['frames']:.3f} samples {auc['samples']:.3f}"
+            if auc.get("frames") is not None
+            else ""
+        )
     elif args.probe == "counterfactual":
         from nmmfast.probes.counterfactual import DEFAULT_REGIONS, counterfactual_probe
 
         model, task, device = _load_run(args)
         regions = args.regions.split(",") if args.regions else list(DEFAULT_REGIONS)
         result = counterfactual_probe(
-            model, corpus, ids, task=task, regions=regions, mode=args.mode,
-            batch_size=args.batch_size, num_beams=args.beam, max_new_tokens=args.max_new_tokens,
-            max_frames=args.max_frames, device=device, progress=not args.no_progress,
+            model,
+            corpus,
+            ids,
+            task=task,
+            regions=regions,
+            mode=args.mode,
+            batch_size=args.batch_size,
+            num_beams=args.beam,
+            max_new_tokens=args.max_new_tokens,
+            max_frames=args.max_frames,
+            device=device,
+            progress=not args.no_progress,
         )
-        line = ", ".join(f"{r} {v['change_rate']:.2f}" for r, v in result["regions"].items()
-                         if v["change_rate"] is not None)
+        line = ", ".join(
+            f"{r} {v['change_rate']:.2f}"
+            for r, v in result["regions"].items()
+            if v["change_rate"] is not None
+        )
         line = f"{result['n']} samples; output changed: {line}"
     else:
         from nmmfast.probes.identity import identity_probe
 
         model, task, device = _load_run(args)
-        result = identity_probe(model, corpus, ids, task=task, folds=args.folds,
-                                batch_size=args.batch_size, max_frames=args.max_frames,
-                                device=device,
-                                progress=not args.no_progress)
+        result = identity_probe(
+            model,
+            corpus,
+            ids,
+            task=task,
+            folds=args.folds,
+            batch_size=args.batch_size,
+            max_frames=args.max_frames,
+            device=device,
+            progress=not args.no_progress,
+        )
         line = ", ".join(f"{r} {v['accuracy']:.2f}" for r, v in result["regions"].items())
         line = f"signer accuracy (chance {result['chance']:.2f}): {line}"
     if args.probe != "tracking":
@@ -173,6 +230,5 @@ def run_cli(args: argparse.Namespace) -> int:
     result["settings"].update(settings)
     write_json(result, args.out)
     elapsed = time.perf_counter() - began
-    print(f"probe {args.probe} on {where}: {line} ({elapsed:.1f} s) -> {args.out}",
-          file=sys.stderr)
+    print(f"probe {args.probe} on {where}: {line} ({elapsed:.1f} s) -> {args.out}", file=sys.stderr)
     return 0

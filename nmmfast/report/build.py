@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nmmfast._io import atomic_write_text
 from nmmfast.report import figures
 from nmmfast.study import PARTITIONS, TASKS, StudyDir, read_json, write_json_atomic
 
@@ -86,7 +87,7 @@ class Report:
                 writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-                _write_text(directory / f"{name}.csv", buffer.getvalue())
+                atomic_write_text(directory / f"{name}.csv", buffer.getvalue())
         page = (
             "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<title>{html.escape(self.title)}"
@@ -94,7 +95,7 @@ class Report:
             + "\n".join(self.parts)
             + "</body></html>"
         )
-        return _write_text(directory / "index.html", page)
+        return atomic_write_text(directory / "index.html", page)
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -103,13 +104,6 @@ def _fmt(value: Any, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 # --- sections ------------------------------------------------------------------------------------
