@@ -24,15 +24,6 @@ approximation = pytest.importorskip("captum.attr._utils.approximation_methods")
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these models are tiny and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def lcg(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Version-stable pseudo-random numbers in [-1, 1) (a linear congruential generator)."""
     count = math.prod(shape)
@@ -138,7 +129,10 @@ def test_captum_parity_float64(method: str, form: str) -> None:
         res = ig.attribute(xs, baselines, n_steps=n_steps, method=method, batch_rows=10)
         for n, x in enumerate(xs):
             expected, delta = cig.attribute(
-                x[None], baselines[n][None], n_steps=n_steps, method=method,
+                x[None],
+                baselines[n][None],
+                n_steps=n_steps,
+                method=method,
                 return_convergence_delta=True,
             )
             assert max_rel(res.attributions[n], expected[0]) <= 1e-5
@@ -285,8 +279,9 @@ def test_rows_name_the_sample_and_batches_pack_samples() -> None:
         return (x.sum(dim=(2, 3)) * mask).sum(1) * scale[rows]
 
     xs = ragged([4, 9, 4], seed=3)
-    res = IntegratedGradients(forward).attribute(xs, n_steps=2, method="gausslegendre",
-                                                 batch_rows=4)
+    res = IntegratedGradients(forward).attribute(
+        xs, n_steps=2, method="gausslegendre", batch_rows=4
+    )
     for n, x in enumerate(xs):
         torch.testing.assert_close(res.attributions[n], x * scale[n])
     grad_batches = [r for r in seen if r.numel() == 4]
@@ -302,8 +297,9 @@ def test_length_buckets_keep_short_samples_out_of_long_batches() -> None:
         return x.sum(dim=(1, 2, 3))
 
     xs = ragged([2, 10, 9, 2], seed=5)
-    IntegratedGradients(forward).attribute(xs, n_steps=2, batch_rows=100,
-                                           return_convergence_delta=False)
+    IntegratedGradients(forward).attribute(
+        xs, n_steps=2, batch_rows=100, return_convergence_delta=False
+    )
     assert sorted(shapes) == [(2, 2), (2, 10)]  # {10, 9} padded to 10, {2, 2} to 2
 
 
@@ -332,8 +328,7 @@ def test_calibrate_returns_the_fastest_candidate() -> None:
         time.sleep(0.02 if x.shape[0] == 3 else 0.001)  # 3-row batches are slow
         return x.sum(dim=(1, 2, 3))
 
-    best = IntegratedGradients(forward).calibrate(lcg(1, (4, 7, 3)), candidates=(3, 6),
-                                                 n_steps=6)
+    best = IntegratedGradients(forward).calibrate(lcg(1, (4, 7, 3)), candidates=(3, 6), n_steps=6)
     assert best == 6 and 3 in calls and 6 in calls
 
 
@@ -394,10 +389,16 @@ def _sum_forward(x, mask, rows):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"inputs": [torch.zeros(3, 7, 3, dtype=F64), torch.zeros(3, 6, 3, dtype=F64)]},
-         ValueError, r"inputs\[1\]"),
-        ({"inputs": [torch.zeros(3, 7, 3), torch.tensor([[[float("nan")] * 3] * 7])]},
-         ValueError, r"inputs\[1\] contains NaN"),
+        (
+            {"inputs": [torch.zeros(3, 7, 3, dtype=F64), torch.zeros(3, 6, 3, dtype=F64)]},
+            ValueError,
+            r"inputs\[1\]",
+        ),
+        (
+            {"inputs": [torch.zeros(3, 7, 3), torch.tensor([[[float("nan")] * 3] * 7])]},
+            ValueError,
+            r"inputs\[1\] contains NaN",
+        ),
         ({"inputs": [torch.zeros(0, 7, 3)]}, ValueError, r"inputs\[0\] has zero frames"),
         ({"inputs": torch.zeros(7, 3)}, ValueError, "inputs must be"),
         ({"inputs": []}, ValueError, "no samples"),
@@ -406,8 +407,11 @@ def _sum_forward(x, mask, rows):
         ({"batch_rows": 0}, ValueError, "batch_rows"),
         ({"batch_rows": 4, "internal_batch_size": 8}, ValueError, "same setting"),
         ({"baselines": [torch.zeros(3, 7, 3)]}, ValueError, "baselines has 1 entries"),
-        ({"baselines": [torch.zeros(3, 7, 3), torch.zeros(2, 7, 3)]}, ValueError,
-         r"baselines\[1\] must match inputs\[1\]"),
+        (
+            {"baselines": [torch.zeros(3, 7, 3), torch.zeros(2, 7, 3)]},
+            ValueError,
+            r"baselines\[1\] must match inputs\[1\]",
+        ),
         ({"tolerance": 0.0}, ValueError, "tolerance"),
         ({"tolerance": 0.1, "method": "riemann_trapezoid"}, ValueError, "trapezoid"),
         ({"target": [0, 1, 2]}, ValueError, "target must be"),

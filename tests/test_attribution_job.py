@@ -19,15 +19,6 @@ from nmmfast.attribution.shares import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the model is tiny and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     from nmmfast.data.partitions import write_partitions
@@ -67,11 +58,13 @@ def test_job_resumes_and_shards_match_one_process(model, corpus, tmp_path) -> No
     rest = run_attribution(model, corpus, "control", tmp_path / "resumed", **OPTIONS)
     assert rest["computed"] == 3 and rest["skipped_existing"] == 2
     # two shards into one directory
-    first = run_attribution(model, corpus, "control", tmp_path / "sharded", rank=0,
-                            world_size=2, **OPTIONS)
+    first = run_attribution(
+        model, corpus, "control", tmp_path / "sharded", rank=0, world_size=2, **OPTIONS
+    )
     assert first["summary"] is None and first["shard"] == 3
-    second = run_attribution(model, corpus, "control", tmp_path / "sharded", rank=1,
-                             world_size=2, **OPTIONS)
+    second = run_attribution(
+        model, corpus, "control", tmp_path / "sharded", rank=1, world_size=2, **OPTIONS
+    )
     assert second["shard"] == 2 and second["summary"] is not None
     expected = _numbers(tmp_path / "whole")
     for directory in ("resumed", "sharded"):
@@ -114,18 +107,74 @@ def test_cli_attribute_runs_a_training_run(model, corpus, tmp_path) -> None:
     torch.save(model.state_dict(), run / "best.pt")
     (run / "run.json").write_text(json.dumps({"task": "slt"}))
     out = tmp_path / "job"
-    code = main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
-                 "control", "--out", str(out), "--target", "reference", "--steps", "2",
-                 "--max-frames", "5", "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "attribute",
+            "--run",
+            str(run),
+            "--corpus",
+            str(corpus),
+            "--partition",
+            "control",
+            "--out",
+            str(out),
+            "--target",
+            "reference",
+            "--steps",
+            "2",
+            "--max-frames",
+            "5",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert json.loads((out / "summary.json").read_text())["samples"] == 5
     subset = tmp_path / "subset"
-    assert main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
-                 "control", "--out", str(subset), "--target", "reference", "--steps", "2",
-                 "--max-frames", "5", "--no-progress", "--max-samples", "2"]) == 0
+    assert (
+        main(
+            [
+                "attribute",
+                "--run",
+                str(run),
+                "--corpus",
+                str(corpus),
+                "--partition",
+                "control",
+                "--out",
+                str(subset),
+                "--target",
+                "reference",
+                "--steps",
+                "2",
+                "--max-frames",
+                "5",
+                "--no-progress",
+                "--max-samples",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert json.loads((subset / "summary.json").read_text())["samples"] == 2
-    assert main(["attribute", "--run", str(run), "--corpus", str(corpus), "--partition",
-                 "control", "--out", str(out), "--summarize-only"]) == 0
+    assert (
+        main(
+            [
+                "attribute",
+                "--run",
+                str(run),
+                "--corpus",
+                str(corpus),
+                "--partition",
+                "control",
+                "--out",
+                str(out),
+                "--summarize-only",
+            ]
+        )
+        == 0
+    )
 
 
 # ---- shares -------------------------------------------------------------------------------------
@@ -154,11 +203,13 @@ def test_shares_pool_over_samples_and_name_joints_by_coco_index() -> None:
 
 
 def test_frame_curves_tokens_and_completeness() -> None:
-    curves = frame_region_curves([np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[2.0, 2.0]])],
-                                 n_bins=2)
+    curves = frame_region_curves(
+        [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[2.0, 2.0]])], n_bins=2
+    )
     np.testing.assert_allclose(curves, [[60.0, 40.0], [0.0, 100.0]])
-    shares = token_region_shares([np.array([[1.0, 3.0], [2.0, 2.0]]), np.array([[1.0, 1.0]])],
-                                 [["not", "</s>"], ["not"]])
+    shares = token_region_shares(
+        [np.array([[1.0, 3.0], [2.0, 2.0]]), np.array([[1.0, 1.0]])], [["not", "</s>"], ["not"]]
+    )
     np.testing.assert_allclose(shares["not"], [100 * 2 / 6, 100 * 4 / 6])
     stats = completeness_stats([0.01, -0.2, float("nan")], [1.0, 2.0, 0.0], [0.0, 0.0, 0.0])
     assert stats["samples"] == 2

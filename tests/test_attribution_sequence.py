@@ -11,15 +11,6 @@ from nmmfast.model import WordTokenizer, build_model
 TEXTS = ["hello world", "yes no maybe", "you go home now"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these models are tiny and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -60,8 +51,9 @@ def test_per_token_rows_sum_to_the_sequence(model, poses) -> None:
     attributor = SequenceAttributor(model)
     ids = attributor.encode_targets(["go home now", "hello"])
     seq = attributor.attribute(poses, ids, n_steps=4, method="riemann_trapezoid", batch_rows=8)
-    tok = attributor.attribute(poses, ids, n_steps=4, method="riemann_trapezoid", batch_rows=8,
-                               per_token=True)
+    tok = attributor.attribute(
+        poses, ids, n_steps=4, method="riemann_trapezoid", batch_rows=8, per_token=True
+    )
     assert seq.target_source == "ids" and tok.per_token
     assert tok.token_lengths() == [4, 2]
     assert tok.ig.delta.shape == (2, 4) and tok.ig.joint.abs.shape == (2, 4, 69)
@@ -71,8 +63,7 @@ def test_per_token_rows_sum_to_the_sequence(model, poses) -> None:
         torch.testing.assert_close(per_token.sum(0), seq.attributions[n], rtol=1e-4, atol=1e-7)
         assert bool((per_token[length:] == 0).all())  # padding positions get nothing
         torch.testing.assert_close(tok.ig.total[n].sum(), seq.ig.total[n], rtol=1e-4, atol=1e-7)
-        torch.testing.assert_close(tok.ig.f_input[n].sum(), seq.ig.f_input[n], rtol=1e-5,
-                                   atol=1e-5)
+        torch.testing.assert_close(tok.ig.f_input[n].sum(), seq.ig.f_input[n], rtol=1e-5, atol=1e-5)
 
 
 def test_decoded_targets_are_the_models_output(model, poses) -> None:
@@ -83,8 +74,9 @@ def test_decoded_targets_are_the_models_output(model, poses) -> None:
         attributor = SequenceAttributor(model)
         res = attributor.attribute(poses[:1], n_steps=1, num_beams=1, max_new_tokens=3)
         for n, x in enumerate(poses[:1]):
-            generated = model.generate(x[None], torch.ones(1, x.shape[0], dtype=torch.bool),
-                                       num_beams=1, max_new_tokens=3)
+            generated = model.generate(
+                x[None], torch.ones(1, x.shape[0], dtype=torch.bool), num_beams=1, max_new_tokens=3
+            )
             assert res.target_ids[n].tolist() == generated[0, 1:].tolist()
         assert res.target_source == "decoded"
     finally:

@@ -26,15 +26,6 @@ def _export_tool():
     return module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is as fast, and immune to oversubscribed CI machines.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from nmmfast.data.annotations import read_manifest

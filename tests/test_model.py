@@ -25,15 +25,6 @@ SMALL = PoseEncoderConfig(
 TEXTS = ["Is the man happy?", "The man is not happy.", "MAN HAPPY", "WE FIND APPLE"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small shapes: one thread is as fast, and immune to oversubscribed CI machines.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def graph():
     return pose_graph_from_layout("unisign69")

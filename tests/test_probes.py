@@ -4,7 +4,6 @@ a tiny untrained model, the signer-identity probe on features with a known answe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ from nmmfast.skeleton import get_layout
 # frames and samples the model-based tests feed: the pose encoder is slow on shared CPU cores
 MODEL_FRAMES = 12
 MODEL_SAMPLES = 6
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models run one thread: on shared, busy cores torch's worker threads wait on each
-    other and tiny ops get many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +160,9 @@ def test_tracking_separates_veiled_signers(synnmm: tuple[Path, list[dict]]) -> N
         assert (summary["flagged_samples"] == summary["samples"]) == (signer in veiled)
     assert report["overall"]["samples"] == len(rows)
     assert len(report["examples"]) == 8
-    assert all(sample_id.split("_")[0] in veiled
-               for sample_id in (e["id"] for e in report["examples"]))
+    assert all(
+        sample_id.split("_")[0] in veiled for sample_id in (e["id"] for e in report["examples"])
+    )
     json.dumps(report, allow_nan=False)
 
 
@@ -220,10 +210,14 @@ def test_neutralize_modes() -> None:
 
 def test_markers_of() -> None:
     assert markers_of("Does my father not buy the very red shirt?") == {
-        "question": True, "negation": True, "intensifier": True,
+        "question": True,
+        "negation": True,
+        "intensifier": True,
     }
     assert markers_of("My father buys the shirt.") == {
-        "question": False, "negation": False, "intensifier": False,
+        "question": False,
+        "negation": False,
+        "intensifier": False,
     }
     assert markers_of("She doesn't like it very much")["negation"]
 
@@ -232,8 +226,14 @@ def test_counterfactual_mechanics(synnmm: tuple[Path, list[dict]], tiny_model: A
     path, rows = synnmm
     ids = _probe_ids(rows)
     result = counterfactual_probe(
-        tiny_model, Corpus.open(path), ids, regions=["none", "all"], num_beams=1,
-        max_new_tokens=4, max_frames=MODEL_FRAMES, batch_size=MODEL_SAMPLES,
+        tiny_model,
+        Corpus.open(path),
+        ids,
+        regions=["none", "all"],
+        num_beams=1,
+        max_new_tokens=4,
+        max_frames=MODEL_FRAMES,
+        batch_size=MODEL_SAMPLES,
     )
     assert result["n"] == len(ids)
     control = result["regions"]["none"]
@@ -277,14 +277,17 @@ def test_identity_probe_finds_the_region_that_carries_the_signer() -> None:
 def test_region_features_shapes(synnmm: tuple[Path, list[dict]], tiny_model: Any) -> None:
     path, rows = synnmm
     ids = _probe_ids(rows)
-    pooled = region_features(tiny_model, Corpus.open(path), ids, max_frames=MODEL_FRAMES,
-                             batch_size=MODEL_SAMPLES)
+    pooled = region_features(
+        tiny_model, Corpus.open(path), ids, max_frames=MODEL_FRAMES, batch_size=MODEL_SAMPLES
+    )
     width = tiny_model.config.pose.spatial_channels[-1]
     assert pooled["ids"] == ids
     assert pooled["signers"] == [row["signer"] for i in ids for row in rows if row["id"] == i]
     shapes = {region: f.shape for region, f in pooled["features"].items()}
     assert shapes == {
-        "body": (len(ids), width), "hands": (len(ids), 2 * width), "face": (len(ids), width),
+        "body": (len(ids), width),
+        "hands": (len(ids), 2 * width),
+        "face": (len(ids), width),
         "all": (len(ids), tiny_model.d_model),
     }
 
@@ -295,14 +298,30 @@ def test_region_features_shapes(synnmm: tuple[Path, list[dict]], tiny_model: Any
 def test_cli_tracking(synnmm: tuple[Path, list[dict]], tmp_path: Path) -> None:
     path, _ = synnmm
     out = tmp_path / "tracking.json"
-    assert main(["probe", "tracking", "--corpus", str(path), "--out", str(out),
-                 "--limit", "40"]) == 0
+    assert (
+        main(["probe", "tracking", "--corpus", str(path), "--out", str(out), "--limit", "40"]) == 0
+    )
     report = json.loads(out.read_text())
     assert report["probe"] == "tracking" and report["overall"]["samples"] == 40
     assert report["settings"]["corpus"] == str(path)
     test_ids = json.loads((path / "partitions" / "control.json").read_text())["test"]
-    assert main(["probe", "tracking", "--corpus", str(path), "--partition", "control",
-                 "--template", "corpus", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "tracking",
+                "--corpus",
+                str(path),
+                "--partition",
+                "control",
+                "--template",
+                "corpus",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert [s["id"] for s in report["samples"]] == test_ids
     assert report["settings"]["split"] == "test" and report["settings"]["template"] == "corpus"
@@ -318,11 +337,36 @@ def test_cli_model_probes(synnmm: tuple[Path, list[dict]], tiny_model: Any, tmp_
     save_model(tiny_model, run, weights=False)
     torch.save({"model": tiny_model.state_dict()}, run / "best.pt")
     (run / "run.json").write_text(json.dumps({"task": "slt"}))
-    common = ["--corpus", str(path), "--run", str(run), "--limit", "4", "--max-frames",
-              str(MODEL_FRAMES), "--no-progress"]
+    common = [
+        "--corpus",
+        str(path),
+        "--run",
+        str(run),
+        "--limit",
+        "4",
+        "--max-frames",
+        str(MODEL_FRAMES),
+        "--no-progress",
+    ]
     out = tmp_path / "counterfactual.json"
-    assert main(["probe", "counterfactual", *common, "--regions", "none,face", "--beam", "1",
-                 "--max-new-tokens", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "counterfactual",
+                *common,
+                "--regions",
+                "none,face",
+                "--beam",
+                "1",
+                "--max-new-tokens",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert set(result["regions"]) == {"none", "face"} and result["n"] == 4
     assert result["settings"]["run"] == str(run)

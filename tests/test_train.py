@@ -19,15 +19,6 @@ from nmmfast.train import cosine_schedule, make_optimizer, train
 FAST = {"batch_size": 4, "dev_beam": 1, "max_new_tokens": 6, "progress": False, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is as fast, and immune to oversubscribed CI machines.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
     from nmmfast.data.annotations import read_manifest
