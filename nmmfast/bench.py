@@ -42,8 +42,17 @@ def run_benchmark(script: Path, *, quick: bool, timeout: float) -> dict[str, Any
         command = [sys.executable, str(script), "--json", str(out)] + (["--quick"] if quick else [])
         began = time.perf_counter()
         try:
+            # The scripts import the same nmmfast as this process, installed or not.
+            package_root = str(Path(nmmfast.__file__).resolve().parents[1])
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (package_root, os.environ.get("PYTHONPATH")) if p
+                ),
+            }
             done = subprocess.run(
                 command,
+                env=env,
                 cwd=script.parent,
                 capture_output=True,
                 text=True,
