@@ -368,82 +368,82 @@ def probes_section(report: Report, study: StudyDir) -> None:
 
     report.heading("Counterfactual regions: neutralise a region, decode again", level=3)
     found = False
-    for partition in PARTITIONS:
-        for task in TASKS:
-            path = study.probe("counterfactual", partition, task)
-            if not path.is_file():
-                continue
-            found = True
-            result = read_json(path)
-            rows = []
-            for region, values in result.get("regions", {}).items():
-                row = {
-                    "region": region,
-                    "n": values.get("n"),
-                    "output changed (%)": 100 * (values.get("change_rate") or 0),
-                    "mean Δ log p (nats)": values.get("delta_log_p_mean"),
-                }
-                for marker, marks in (values.get("marking") or {}).items():
-                    row[f"{marker} marking flipped on its samples (%)"] = (
-                        100 * marks["category_changed_rate"]
-                        if marks.get("category_changed_rate") is not None
-                        else None
-                    )
-                rows.append(row)
-            report.paragraph(
-                f"{figures.PARTITION_TITLES.get(partition, partition)} / "
-                f"{task.upper()}, mode {result.get('settings', {}).get('mode')}, "
-                f"{result.get('n')} samples.",
-                css="note",
-            )
-            report.table(f"counterfactual_{partition}_{task}", rows)
+    for partition, task, result in _probe_results(study, "counterfactual"):
+        found = True
+        rows = []
+        for region, values in result.get("regions", {}).items():
+            row = {
+                "region": region,
+                "n": values.get("n"),
+                "output changed (%)": 100 * (values.get("change_rate") or 0),
+                "mean Δ log p (nats)": values.get("delta_log_p_mean"),
+            }
+            for marker, marks in (values.get("marking") or {}).items():
+                row[f"{marker} marking flipped on its samples (%)"] = (
+                    100 * marks["category_changed_rate"]
+                    if marks.get("category_changed_rate") is not None
+                    else None
+                )
+            rows.append(row)
+        report.paragraph(
+            f"{figures.PARTITION_TITLES.get(partition, partition)} / "
+            f"{task.upper()}, mode {result.get('settings', {}).get('mode')}, "
+            f"{result.get('n')} samples.",
+            css="note",
+        )
+        report.table(f"counterfactual_{partition}_{task}", rows)
     if not found:
         report.missing("counterfactual probe", "Run `nmmfast probe counterfactual`.")
 
     report.heading("Signer identity from each region's encoder features", level=3)
     found = False
-    for partition in PARTITIONS:
-        for task in TASKS:
-            path = study.probe("identity", partition, task)
-            if not path.is_file():
-                continue
-            found = True
-            result = read_json(path)
-            regions = result.get("regions", {})
-            names = list(regions)
-            report.figures(
-                [
-                    report.figure(
-                        figures.grouped_bars(
-                            names,
-                            {
-                                "accuracy": [100 * regions[n]["accuracy"] for n in names],
-                                "chance": [100 * result.get("chance", 0)] * len(names),
-                            },
-                            ylabel="signer accuracy (%)",
-                            ylim=(0, 105),
-                            title=f"who is signing? {_title(partition, task)} "
-                            f"({result.get('classes')} signers)",
-                        ),
-                        "signer identity accuracy",
-                    )
-                ]
-            )
-            report.table(
-                f"identity_{partition}_{task}",
-                [
-                    {
-                        "region": n,
-                        "accuracy": regions[n]["accuracy"],
-                        "± std": regions[n].get("accuracy_std"),
-                        "chance": result.get("chance"),
-                    }
-                    for n in names
-                ],
-                digits=3,
-            )
+    for partition, task, result in _probe_results(study, "identity"):
+        found = True
+        regions = result.get("regions", {})
+        names = list(regions)
+        report.figures(
+            [
+                report.figure(
+                    figures.grouped_bars(
+                        names,
+                        {
+                            "accuracy": [100 * regions[n]["accuracy"] for n in names],
+                            "chance": [100 * result.get("chance", 0)] * len(names),
+                        },
+                        ylabel="signer accuracy (%)",
+                        ylim=(0, 105),
+                        title=f"who is signing? {_title(partition, task)} "
+                        f"({result.get('classes')} signers)",
+                    ),
+                    "signer identity accuracy",
+                )
+            ]
+        )
+        report.table(
+            f"identity_{partition}_{task}",
+            [
+                {
+                    "region": n,
+                    "accuracy": regions[n]["accuracy"],
+                    "± std": regions[n].get("accuracy_std"),
+                    "chance": result.get("chance"),
+                }
+                for n in names
+            ],
+            digits=3,
+        )
     if not found:
         report.missing("signer-identity probe", "Run `nmmfast probe identity`.")
+
+
+def _probe_results(study: StudyDir, name: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(partition, task, result) of every `name` probe file the study holds."""
+    return [
+        (p, t, read_json(study.probe(name, p, t)))
+        for p in PARTITIONS
+        for t in TASKS
+        if study.probe(name, p, t).is_file()
+    ]
 
 
 def label_mapping_section(report: Report) -> None:
