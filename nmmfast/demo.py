@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,11 @@ class DemoSettings:
     samples: int = 2000
     seed: int = 0
     config: str = "tiny"
-    epochs: int = 12  # SynNMM control CSLR reaches test WER ~22 % with these training settings
+    # CSLR trains first; SLT then starts from the same partition's CSLR weights (embedding rows
+    # matched by word) and needs fewer epochs than from scratch.
+    cslr_epochs: int = 6
+    slt_epochs: int = 5
+    dev_epochs: int = 3  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8
     lr: float = 1e-3
     dev_beam: int = 1  # beam of the per-epoch dev decoding that picks the best epoch
@@ -52,7 +56,9 @@ class DemoSettings:
         return cls(
             samples=300,
             seed=seed,
-            epochs=2,
+            cslr_epochs=2,
+            slt_epochs=1,
+            dev_epochs=1,
             beam=1,
             max_new_tokens=30,
             attribution_samples=8,
@@ -73,16 +79,39 @@ def _train_one(job: tuple) -> dict[str, Any]:
     return train(corpus, partition, task, run_dir, resume=resume, progress=False, **options)
 
 
+def _analyse_one(job: tuple) -> dict[str, float]:
+    """Run post-training stages in a worker process; returns their timings (the parent writes
+    the study record, so workers never race on it)."""
+    import torch
+
+    out, settings, stages = job
+    torch.set_num_threads(1)
+    study = Study(out, settings, progress=False, record=False)
+    for name, args in stages:
+        getattr(study, name)(*args)
+    return study.timings
+
+
+PROBE_KINDS = ("counterfactual", "identity")  # run on the control SLT model
+
+
 class Study:
     """Runs the stages of the study in order; each stage is skipped when its outputs exist."""
 
     def __init__(
-        self, out: str | Path, settings: DemoSettings, *, progress: bool = True, workers: int = 1
+        self,
+        out: str | Path,
+        settings: DemoSettings,
+        *,
+        progress: bool = True,
+        workers: int = 1,
+        record: bool = True,
     ) -> None:
         self.dirs = StudyDir.at(out)
         self.settings = settings
         self.progress = progress
         self.workers = workers
+        self.record = record
         self.timings: dict[str, float] = {}
         self._check_settings()
 
@@ -110,6 +139,8 @@ class Study:
     def _write_record(self) -> None:
         import torch
 
+        if not self.record:
+            return
         import nmmfast
 
         previous = read_json(self.dirs.record) if self.dirs.record.is_file() else {}
@@ -153,12 +184,13 @@ class Study:
 
     def train_all(self) -> None:
         """Train every (partition, task) model not trained yet, `workers` at a time: one torch
-        thread per model keeps small models efficient, and models train side by side."""
+        thread per model keeps small models efficient, and models train side by side. An SLT
+        model waits for its partition's CSLR model and starts from its weights."""
         pending = [
             (p, t)
             for p in self.settings.partitions
             for t in self.settings.tasks
-            if not (self.dirs.run(p, t) / "summary.json").is_file()
+            if not self._trained(p, t)
         ]
         for p in self.settings.partitions:
             for t in self.settings.tasks:
@@ -166,49 +198,72 @@ class Study:
                     tqdm.write(f"[demo] train {p}-{t}: already done, reusing", file=sys.stdout)
         if not pending:
             return
-        jobs = [
-            (str(self.dirs.corpus), p, t, str(self.dirs.run(p, t)), self._train_options())
-            for p, t in pending
-        ]
-        workers = max(1, min(self.workers, len(jobs)))
         bar = tqdm(
-            total=len(jobs),
+            total=len(pending),
             desc="training",
             unit="model",
             disable=not self.progress,
             file=sys.stderr,
         )
         began = time.perf_counter()
-        if workers == 1:
-            for job in jobs:
-                self._record_training(job, _train_one(job))
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = {pool.submit(_train_one, job): job for job in jobs}
-                for future in as_completed(futures):
-                    self._record_training(futures[future], future.result())
+        ready = [job for job in pending if self._ready(*job)]
+        blocked = [job for job in pending if job not in ready]
+        workers = max(1, min(self.workers, len(pending)))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            running = {pool.submit(_train_one, self._job(*job)): job for job in ready}
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    self._record_training(job, future.result())
                     bar.update()
+                    for follower in [b for b in blocked if self._ready(*b)]:
+                        blocked.remove(follower)
+                        running[pool.submit(_train_one, self._job(*follower))] = follower
         bar.close()
         self.timings["train (wall, all models)"] = round(time.perf_counter() - began, 2)
         self._write_record()
 
-    def _train_options(self) -> dict[str, Any]:
+    def _trained(self, partition: str, task: str) -> bool:
+        return (self.dirs.run(partition, task) / "summary.json").is_file()
+
+    def _warm_source(self, partition: str, task: str) -> Path | None:
+        """The run an SLT model starts from: its partition's CSLR run, when the study has one."""
+        if task != "slt" or "cslr" not in self.settings.tasks:
+            return None
+        return self.dirs.run(partition, "cslr")
+
+    def _ready(self, partition: str, task: str) -> bool:
+        source = self._warm_source(partition, task)
+        return source is None or self._trained(partition, "cslr")
+
+    def _job(self, partition: str, task: str) -> tuple:
         s = self.settings
-        return {
+        epochs = s.slt_epochs if task == "slt" else s.cslr_epochs
+        source = self._warm_source(partition, task)
+        options = {
             "config": s.config,
-            "epochs": s.epochs,
+            "epochs": epochs,
             "batch_size": s.batch_size,
             "lr": s.lr,
             "seed": s.seed,
             "dev_beam": s.dev_beam,
+            "dev_from": max(1, epochs - s.dev_epochs + 1),
             "max_new_tokens": s.max_new_tokens,
+            "init_from": None if source is None else str(source),
         }
+        return (
+            str(self.dirs.corpus),
+            partition,
+            task,
+            str(self.dirs.run(partition, task)),
+            options,
+        )
 
-    def _record_training(self, job: tuple, result: dict[str, Any]) -> None:
-        _, partition, task, run_dir, _ = job
-        write_json_atomic(Path(run_dir) / "summary.json", result)
+    def _record_training(self, job: tuple[str, str], result: dict[str, Any]) -> None:
+        partition, task = job
+        write_json_atomic(self.dirs.run(partition, task) / "summary.json", result)
         self.timings[f"train {partition}-{task}"] = round(float(result.get("seconds", 0.0)), 2)
 
     def decode(self, partition: str, task: str) -> None:
@@ -345,25 +400,58 @@ class Study:
         self._write_record()
         return path
 
-    def run_all(self) -> Path:
-        stages: list[tuple[str, Callable[[], None]]] = [
-            ("corpus", self.corpus),
-            ("partitions", self.partitions),
-            ("training", self.train_all),
+    def analyse_all(self) -> None:
+        """Decode, score and attribute every model, and run the probes: independent jobs,
+        `workers` at a time, each in its own process with one torch thread."""
+        jobs: list[tuple[str, list[tuple[str, tuple]]]] = [
+            (
+                f"{p}-{t}",
+                [(step, (p, t)) for step in ("decode", "evaluate", "attribute")],
+            )
+            for p in self.settings.partitions
+            for t in self.settings.tasks
         ]
-        for partition in self.settings.partitions:
-            for task in self.settings.tasks:
-                for step in (self.decode, self.evaluate, self.attribute):
-                    stages.append(
-                        (
-                            f"{step.__name__} {partition}-{task}",
-                            lambda s=step, p=partition, t=task: s(p, t),
-                        )
-                    )
-        stages.append(("probes", self.probes))
-        bar = tqdm(stages, desc="study", unit="stage", disable=not self.progress, file=sys.stderr)
-        for name, step in bar:
-            bar.set_postfix_str(name)
+        jobs.insert(0, ("probes", [("probes", ())]))
+        finished = [name for name, _ in jobs if self._analysed(name)]
+        for name in finished:
+            tqdm.write(f"[demo] analysis {name}: already done, reusing", file=sys.stdout)
+        jobs = [job for job in jobs if job[0] not in finished]
+        if not jobs:
+            return
+        bar = tqdm(
+            total=len(jobs), desc="analysis", unit="job", disable=not self.progress, file=sys.stderr
+        )
+        workers = max(1, min(self.workers, len(jobs)))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_analyse_one, (str(self.dirs.root), self.settings, stages))
+                for _, stages in jobs
+            ]
+            for future in as_completed(futures):
+                self.timings.update(future.result())
+                self._write_record()
+                bar.update()
+        bar.close()
+
+    def _analysed(self, name: str) -> bool:
+        from nmmfast.attribution.job import SUMMARY_FILE
+
+        if name == "probes":
+            outputs = [self.dirs.probe("tracking")]
+            if "control" in self.settings.partitions and "slt" in self.settings.tasks:
+                outputs += [self.dirs.probe(kind, "control", "slt") for kind in PROBE_KINDS]
+        else:
+            partition, task = name.split("-")
+            outputs = [
+                self.dirs.predictions(partition, task),
+                self.dirs.metrics(partition, task),
+                self.dirs.attribution(partition, task) / SUMMARY_FILE,
+            ]
+        return all(path.is_file() for path in outputs)
+
+    def run_all(self) -> Path:
+        for step in (self.corpus, self.partitions, self.train_all, self.analyse_all):
             step()
         return self.report()
 

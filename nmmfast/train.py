@@ -33,6 +33,7 @@ __all__ = [
     "make_optimizer",
     "run_cli",
     "train",
+    "warm_start",
     "weights_sha256",
 ]
 
@@ -168,6 +169,78 @@ def _log(path: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def warm_start(model: nn.Module, source: str | os.PathLike) -> list[str]:
+    """Copy the weights of a trained run into `model` (same architecture; e.g. SLT from CSLR).
+
+    `source` is a run directory (its best.pt, else last.pt) or a checkpoint file inside one.
+    Embedding rows are matched by token when both models use word-level vocabularies, so a
+    model with another vocabulary (gloss vs sentence targets) keeps every shared token's row
+    (exact match, else case-insensitive) and starts the others fresh. Returns the tokens that
+    started fresh. Any other difference is an error that names the tensors.
+    """
+    from nmmfast.model.unisign import load_model
+
+    path = Path(source)
+    run = path if path.is_dir() else path.parent
+    if path.is_dir():
+        path = next((run / name for name in (BEST, LAST) if (run / name).is_file()), run / BEST)
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no checkpoint to warm-start from ({BEST} or {LAST})")
+    trained = load_model(run, path)
+    if trained.config.to_dict() != model.config.to_dict():
+        raise ValueError(
+            f"{path}: trained with config {trained.config.name!r}, which differs "
+            f"from this model's ({model.config.name!r}); cannot warm-start"
+        )
+    own, theirs = model.state_dict(), trained.state_dict()
+    vocab_tensors = {
+        model.text_model.get_input_embeddings().weight.data_ptr(),
+        model.text_model.get_output_embeddings().weight.data_ptr(),
+    }
+    vocab_keys = {k for k, v in own.items() if v.data_ptr() in vocab_tensors}
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    wrong = sorted(
+        k for k in set(own) & set(theirs) - vocab_keys if own[k].shape != theirs[k].shape
+    )
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{path}: cannot warm-start: missing {missing}, unexpected "
+            f"{unexpected}, shapes differ {wrong}"
+        )
+    ours_vocab = getattr(model.tokenizer, "token_to_id", None)
+    their_vocab = getattr(trained.tokenizer, "token_to_id", None)
+    fresh: list[str] = []
+    state = {k: v for k, v in theirs.items() if k not in vocab_keys}
+    if ours_vocab is not None and their_vocab is not None:
+        # glosses are conventionally upper-case words: "FRIEND" starts "friend" when no exact
+        # match exists
+        folded: dict[str, int] = {}
+        for token, j in their_vocab.items():
+            folded.setdefault(token.casefold(), j)
+        pairs, fresh = [], []
+        for token, i in ours_vocab.items():
+            j = their_vocab.get(token, folded.get(token.casefold()))
+            if j is None:
+                fresh.append(token)
+            else:
+                pairs.append((i, j))
+        rows = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+        sources = torch.tensor([j for _, j in pairs], dtype=torch.long)
+        for key in vocab_keys:
+            table = own[key].clone()
+            table[rows] = theirs[key][sources].to(table.dtype)
+            state[key] = table
+    elif all(own[k].shape == theirs[k].shape for k in vocab_keys):
+        state.update({k: theirs[k] for k in vocab_keys})
+    else:
+        raise ValueError(
+            f"{path}: the vocabularies differ and are not word-level; cannot match embedding rows"
+        )
+    model.load_state_dict(state)
+    return fresh
+
+
 def _build_or_load_model(
     run: Path,
     config: str,
@@ -223,6 +296,8 @@ def train(
     progress: bool = True,
     max_steps: int | None = None,
     precision: str = "auto",
+    init_from: str | os.PathLike | None = None,
+    dev_from: int = 1,
 ) -> dict[str, Any]:
     """Train a model on `partition`'s train split, select on its dev split; mirrors `nmmfast train`.
 
@@ -232,6 +307,10 @@ def train(
     `max_steps` stops after that many optimizer steps in total (for tests and smoke runs).
     `precision`: "auto" (the recipe: bf16 autocast on GPU, fp32 on CPU), "fp32", or "bf16"
     (autocast on any device; on CPUs with native bf16, e.g. AMX, about 2x faster).
+    `init_from`: a trained run (directory or checkpoint) whose weights start this one, as
+    Uni-Sign fine-tunes from earlier stages (`warm_start`); ignored when resuming.
+    `dev_from`: first epoch (1-based) scored on dev; earlier epochs skip dev decoding and are
+    never picked as best (under cosine decay the late epochs win; saves decoding time).
     Returns a summary: epochs run, best epoch and dev score, skipped samples, seconds.
     """
     from nmmfast.decode import predict
@@ -241,6 +320,8 @@ def train(
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_METRIC)}")
     if accum < 1 or batch_size < 1 or epochs < 1:
         raise ValueError("epochs, batch_size and accum must be >= 1")
+    if not 1 <= dev_from <= epochs:
+        raise ValueError(f"dev_from must be in 1..epochs ({epochs}), got {dev_from}")
     dist = _Distributed(device)
     run = Path(out)
     try:
@@ -262,6 +343,8 @@ def train(
         model = None
         if dist.main:
             model = _build_or_load_model(run, config, task, train_targets, text_model, resume)
+            if init_from is not None and not (resume and (run / LAST).is_file()):
+                warm_start(model, init_from)
         dist.barrier()
         if not dist.main:
             from nmmfast.model.unisign import model_from_description
@@ -283,6 +366,8 @@ def train(
             "dev_beam": dev_beam,
             "world_size": dist.world_size,
             "precision": precision,
+            "init_from": None if init_from is None else str(init_from),
+            "dev_from": dev_from,
             "label_smoothing": model.config.label_smoothing
             if label_smoothing is None
             else label_smoothing,
@@ -436,7 +521,8 @@ def train(
 
             dev_scores: dict[str, Any] = {}
             improved = False
-            if dist.main:
+            scored = epoch + 1 >= dev_from
+            if dist.main and scored:
                 if len(dev_set):
                     predictions = predict(
                         model,
@@ -505,6 +591,11 @@ def train(
                         file=sys.stderr,
                     )
             dist.barrier()
+        if dist.main and best["epoch"] is None and epochs_run:  # stopped before dev_from
+            best = {"epoch": start_epoch + epochs_run, metric: None}
+            _atomic_save(
+                {"model": model.state_dict(), "epoch": best["epoch"], "dev": {}}, run / BEST
+            )
         summary = {
             "run": str(run),
             "epochs_run": epochs_run,
@@ -541,8 +632,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from a trained run's weights (e.g. SLT from the same partition's CSLR run)",
+    )
     parser.add_argument("--text-model", metavar="DIR", help="local mT5/T5 directory (unisign-base)")
     parser.add_argument("--dev-beam", type=int, default=4, help="beam for dev decoding")
+    parser.add_argument(
+        "--dev-from", type=int, default=1, help="first epoch scored on dev (default 1: every one)"
+    )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
         "--precision",
@@ -571,6 +670,8 @@ def run_cli(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         precision=args.precision,
+        init_from=args.init_from,
+        dev_from=args.dev_from,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

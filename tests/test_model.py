@@ -3,6 +3,8 @@ stop-gradient switch, batch invariance, target log-probabilities, decoding and s
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -326,3 +328,26 @@ def test_bad_inputs_are_named(tiny):
         tiny.pose_embeddings(torch.zeros(1, 3, 70, 3), torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown model config"):
         build_model("huge")
+
+
+def test_sinusoidal_pose_positions_are_added_to_the_pose_embeddings(tokenizer):
+    from dataclasses import replace
+
+    from nmmfast.model import CONFIGS
+    from nmmfast.model.unisign import sinusoidal_positions
+
+    torch.manual_seed(0)
+    with_positions = build_model("tiny", tokenizer=tokenizer).eval()
+    assert with_positions.config.pose_positions == "sinusoidal"
+    without = build_model(replace(CONFIGS["tiny"], pose_positions="none"), tokenizer=tokenizer)
+    embeddings = torch.randn(2, 7, with_positions.d_model)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    prompt = len(with_positions.prompt_ids)
+    a, _ = with_positions.encoder_inputs(embeddings, mask)
+    b, _ = without.encoder_inputs(embeddings, mask)
+    table = sinusoidal_positions(7, with_positions.d_model, "cpu")
+    torch.testing.assert_close(a[:, prompt:], embeddings + table)
+    torch.testing.assert_close(b[:, prompt:], embeddings)
+    assert table[0, 0] == 0 and table[0, 1] == 1 and table[3, 0] == pytest.approx(math.sin(3))
+    with pytest.raises(ValueError, match="pose_positions"):
+        build_model(replace(CONFIGS["tiny"], pose_positions="learned"), tokenizer=tokenizer)

@@ -121,3 +121,73 @@ def test_ddp_ranks_agree_after_a_step(corpus_dir, tmp_path):
     assert ranks[0]["step"] == ranks[1]["step"] == 1
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["world_size"] == 2
+
+
+def test_warm_start_matches_embedding_rows_by_token(corpus_dir, tmp_path):
+    from nmmfast.model.unisign import load_model
+    from nmmfast.train import warm_start
+
+    train(corpus_dir, "control", "cslr", tmp_path / "cslr", epochs=1, **FAST)
+    train(corpus_dir, "control", "slt", tmp_path / "slt", epochs=1, max_steps=1, **FAST)
+    source = load_model(tmp_path / "cslr", tmp_path / "cslr" / "best.pt")
+    target = load_model(tmp_path / "slt", tmp_path / "slt" / "best.pt")
+    before = target.text_model.shared.weight.detach().clone()
+    fresh = warm_start(target, tmp_path / "cslr")
+    for name, value in source.pose_encoder.state_dict().items():
+        assert torch.equal(target.pose_encoder.state_dict()[name], value), name
+    src_vocab, dst_vocab = source.tokenizer.token_to_id, target.tokenizer.token_to_id
+    table, src_table = target.text_model.shared.weight, source.text_model.shared.weight
+    matched = 0
+    for token, i in dst_vocab.items():
+        j = src_vocab.get(token, src_vocab.get(token.upper()))
+        if j is None:
+            assert token in fresh and torch.equal(table[i], before[i])
+        else:
+            matched += 1
+            assert torch.equal(table[i], src_table[j]), token
+    assert matched > len(source.prompt_ids)  # prompt words and case-folded glosses
+    assert target.text_model.lm_head.weight.data_ptr() == table.data_ptr()  # still tied
+
+
+def test_warm_start_refuses_another_architecture(corpus_dir, tmp_path):
+    from dataclasses import replace
+
+    from nmmfast.model import CONFIGS, WordTokenizer, build_model
+    from nmmfast.train import warm_start
+
+    train(corpus_dir, "control", "cslr", tmp_path / "cslr", epochs=1, max_steps=1, **FAST)
+    other = build_model(
+        replace(CONFIGS["tiny"], pose_positions="none"), tokenizer=WordTokenizer.build(["a b"])
+    )
+    with pytest.raises(ValueError, match="cannot warm-start"):
+        warm_start(other, tmp_path / "cslr")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        warm_start(other, tmp_path / "nowhere")
+
+
+def test_init_from_starts_a_run_from_trained_weights(corpus_dir, tmp_path):
+    train(corpus_dir, "control", "cslr", tmp_path / "cslr", epochs=1, **FAST)
+    train(
+        corpus_dir,
+        "control",
+        "slt",
+        tmp_path / "slt",
+        epochs=1,
+        max_steps=0,
+        init_from=tmp_path / "cslr",
+        **FAST,
+    )
+    run = json.loads((tmp_path / "slt" / "run.json").read_text())
+    assert run["init_from"] == str(tmp_path / "cslr")
+
+
+def test_dev_from_skips_early_dev_scoring(corpus_dir, tmp_path):
+    summary = train(corpus_dir, "control", "cslr", tmp_path / "run", epochs=2, dev_from=2, **FAST)
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    ]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert epochs[0]["dev"] == {} and "wer" in epochs[1]["dev"]
+    assert summary["best"]["epoch"] == 2
+    with pytest.raises(ValueError, match="dev_from"):
+        train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=2, dev_from=3, **FAST)

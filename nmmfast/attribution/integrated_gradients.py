@@ -282,8 +282,13 @@ class IntegratedGradients:
             best = float("inf")
             for _ in range(max(1, repeats)):
                 began = time.perf_counter()
-                self.attribute([sample], n_steps=n_steps, method=method, batch_rows=int(rows),
-                               additional_forward_args=additional_forward_args)
+                self.attribute(
+                    [sample],
+                    n_steps=n_steps,
+                    method=method,
+                    batch_rows=int(rows),
+                    additional_forward_args=additional_forward_args,
+                )
                 if sample.is_cuda:
                     torch.cuda.synchronize(sample.device)
                 best = min(best, time.perf_counter() - began)
@@ -447,8 +452,11 @@ class _Run:
         base = torch.cuda.memory_allocated(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         scaled, mask = ig_scale(
-            packed, [0, length], torch.tensor([0.5, 1.0], dtype=torch.float64),
-            _slice_baseline(self.s.baseline, 0, length), out_dtype=self.out_dtype,
+            packed,
+            [0, length],
+            torch.tensor([0.5, 1.0], dtype=torch.float64),
+            _slice_baseline(self.s.baseline, 0, length),
+            out_dtype=self.out_dtype,
         )
         scaled.requires_grad_(True)
         rows = torch.full((2,), self.order[0], dtype=torch.int64, device=dev)
@@ -496,8 +504,12 @@ class _Run:
                 chunks = -(-m // rows)
                 bounds = [(c * m) // chunks for c in range(chunks + 1)]
                 for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-                    self._batch(active[position : position + 1], points[start:end],
-                                weights[start:end], whole=False)
+                    self._batch(
+                        active[position : position + 1],
+                        points[start:end],
+                        weights[start:end],
+                        whole=False,
+                    )
                 group = active[position : position + 1]
             position += len(group)
 
@@ -552,8 +564,13 @@ class _Run:
             self._allocate(out)
             for output, grad in enumerate(grads):
                 red = ig_reduce(
-                    grad, packed, offsets, weights, baseline,
-                    region_of_joint=self.regions_host, n_regions=self.n_regions,
+                    grad,
+                    packed,
+                    offsets,
+                    weights,
+                    baseline,
+                    region_of_joint=self.regions_host,
+                    n_regions=self.n_regions,
                 )
                 for k, i in enumerate(group):
                     a, b = s.offsets[i], s.offsets[i + 1]
@@ -561,8 +578,11 @@ class _Run:
             if whole and not self.per_output:
                 for k, i in enumerate(group):
                     self.kernel_sums[i] = (
-                        red.joint_abs[k], red.joint_signed[k], red.region_abs[k],
-                        red.region_signed[k], red.total[k],
+                        red.joint_abs[k],
+                        red.joint_signed[k],
+                        red.region_abs[k],
+                        red.region_signed[k],
+                        red.total[k],
                     )
         else:
             self.stats["forward_only_rows"] += scaled.shape[0]
@@ -595,8 +615,9 @@ class _Run:
         seeds = torch.eye(outputs, dtype=out.dtype, device=out.device)[:, None, :]
         seeds = seeds.expand(outputs, out.shape[0], outputs)
         try:
-            (grads,) = torch.autograd.grad(out, scaled, seeds, retain_graph=True,
-                                           is_grads_batched=True)
+            (grads,) = torch.autograd.grad(
+                out, scaled, seeds, retain_graph=True, is_grads_batched=True
+            )
             return list(grads.unbind(0))
         except RuntimeError:
             return [
@@ -607,7 +628,8 @@ class _Run:
     def _call(self, scaled: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         n_samples = len(self.order)
         args = tuple(
-            arg[rows] if isinstance(arg, torch.Tensor) and arg.dim() and arg.shape[0] == n_samples
+            arg[rows]
+            if isinstance(arg, torch.Tensor) and arg.dim() and arg.shape[0] == n_samples
             else arg
             for arg in self.extra
         )
@@ -671,13 +693,19 @@ class _Run:
                 ja, js = attr.abs().sum(dim=(1, 3)), attr.sum(dim=(1, 3))
                 ra, rs, tot = ja @ one_hot, js @ one_hot, js.sum(1)
             joint_abs[i], joint_signed[i], region_abs[i], region_signed[i], total[i] = (
-                ja, js, ra, rs, tot,
+                ja,
+                js,
+                ra,
+                rs,
+                tot,
             )
         order = torch.tensor(self.order, dtype=torch.int64, device=s.device)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(n, device=s.device)
-        parts = [t[inverse].double().cpu() for t in (joint_abs, joint_signed, region_abs,
-                                                     region_signed, total)]
+        parts = [
+            t[inverse].double().cpu()
+            for t in (joint_abs, joint_signed, region_abs, region_signed, total)
+        ]
         if not self.per_output:
             parts = [t[:, 0] for t in parts]
         return _Sums(*parts)
@@ -828,15 +856,19 @@ def _prepare_baseline(
         return torch.full(first.shape[1:], float(baselines), **like)
     if isinstance(baselines, torch.Tensor):
         if baselines.dim() == 0:
-            return None if float(baselines) == 0 else torch.full(
-                first.shape[1:], float(baselines), **like
+            return (
+                None
+                if float(baselines) == 0
+                else torch.full(first.shape[1:], float(baselines), **like)
             )
         if tuple(baselines.shape) == tuple(first.shape[1:]):
             _finite(baselines, "baselines")
             return baselines.detach().to(**like).contiguous()
         if baselines.dim() == 4:
-            if padded_to is None or baselines.shape[:2] != (len(samples), padded_to) or (
-                baselines.shape[2:] != first.shape[1:]
+            if (
+                padded_to is None
+                or baselines.shape[:2] != (len(samples), padded_to)
+                or (baselines.shape[2:] != first.shape[1:])
             ):
                 raise ValueError(
                     f"baselines of shape {tuple(baselines.shape)} do not match the inputs "

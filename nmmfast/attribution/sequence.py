@@ -214,8 +214,9 @@ class SequenceAttributor:
         poses = [p.to(device) for p in poses]
         model = self.model
 
-        def forward(x: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor,
-                    ids: torch.Tensor) -> torch.Tensor:
+        def forward(
+            x: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, ids: torch.Tensor
+        ) -> torch.Tensor:
             if per_token:
                 return model.token_log_probs(x, mask, ids)
             return model.sequence_log_prob(x, mask, ids)

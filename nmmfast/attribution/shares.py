@@ -115,8 +115,12 @@ def share_table(shares: Shares, top: int = 10, *, study_labels: bool = False) ->
         members = np.flatnonzero(shares.region_of_joint == r)
         ranked = members[np.argsort(-shares.joint[members], kind="stable")][:top]
         for rank, j in enumerate(ranked, start=1):
-            row = {"region": region, "rank": rank, "joint": shares.joint_names[j],
-                   "share": float(shares.joint[j])}
+            row = {
+                "region": region,
+                "rank": rank,
+                "joint": shares.joint_names[j],
+                "share": float(shares.joint[j]),
+            }
             if study_labels:
                 row["study_label"] = study.get(shares.joint_names[j], "")
             rows.append(row)
@@ -168,9 +172,7 @@ def format_share_table(
     return "\n".join(lines) + "\n"
 
 
-def frame_region_curves(
-    frame_region_abs: Sequence[Any], n_bins: int = 20
-) -> np.ndarray:
+def frame_region_curves(frame_region_abs: Sequence[Any], n_bins: int = 20) -> np.ndarray:
     """Mean per-frame region shares over normalised time: [n_bins, R], rows sum to 100 (or 0).
 
     frame_region_abs: per sample [T_i, R] Σ|attribution| of each region on each frame. Each

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 PROMPT_TEMPLATE = "Translate sign language video to {lang}: "
+POSE_POSITIONS = ("none", "sinusoidal")
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "model_config.json"
 
@@ -56,6 +57,11 @@ class ModelConfig:
     max_target_tokens: int = 50
     max_frames: int = 256
     label_smoothing: float = 0.2
+    # "sinusoidal" adds fixed sine/cosine frame positions to the pose embeddings. T5 has no
+    # absolute positions and its cross-attention none at all; a pretrained mT5 copes, a small T5
+    # trained from scratch learns frame order slowly without them (SynNMM control CSLR, 6 epochs:
+    # dev WER 43 with, 89 without). Uni-Sign has none ("none").
+    pose_positions: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,8 +98,19 @@ CONFIGS: dict[str, ModelConfig] = {
             "feed_forward_proj": "relu",
         },
         max_frames=64,
+        pose_positions="sinusoidal",
     ),
 }
+
+
+def sinusoidal_positions(frames: int, width: int, device: torch.device | str) -> torch.Tensor:
+    """[frames, width] float32: sin on even, cos on odd channels, wavelengths 2π … 10000·2π."""
+    position = torch.arange(frames, device=device, dtype=torch.float32)[:, None]
+    rates = 10000.0 ** (-torch.arange(0, width, 2, device=device, dtype=torch.float32) / width)
+    table = torch.zeros(frames, width, device=device)
+    table[:, 0::2] = torch.sin(position * rates)
+    table[:, 1::2] = torch.cos(position * rates[: width // 2])
+    return table
 
 
 def _resolve_config(config: str | ModelConfig) -> ModelConfig:
@@ -124,6 +141,10 @@ class UniSignModel(nn.Module):
         self.text_model = text_model
         self.d_model = int(text_model.config.d_model)
         self.pose_encoder = PoseEncoder(graph, config.pose, self.d_model)
+        if config.pose_positions not in POSE_POSITIONS:
+            raise ValueError(
+                f"pose_positions must be one of {POSE_POSITIONS}, got {config.pose_positions!r}"
+            )
         prompt = tokenizer([self.prompt_text], return_tensors="pt")["input_ids"][0]
         self.register_buffer("prompt_ids", prompt.long(), persistent=False)
         self.pad_token_id = int(tokenizer.pad_token_id)
@@ -157,7 +178,10 @@ class UniSignModel(nn.Module):
         self, pose_embeddings: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt embeddings + pose embeddings [B, P+T, d] and the attention mask [B, P+T]."""
-        batch = pose_embeddings.shape[0]
+        batch, frames, width = pose_embeddings.shape
+        if self.config.pose_positions == "sinusoidal":
+            positions = sinusoidal_positions(frames, width, pose_embeddings.device)
+            pose_embeddings = pose_embeddings + positions.to(pose_embeddings.dtype)
         embed = self.text_model.get_input_embeddings()
         prompt = embed(self.prompt_ids).to(pose_embeddings.dtype)
         prompt = prompt.unsqueeze(0).expand(batch, -1, -1)

@@ -50,4 +50,3 @@ __all__ = [
     "tracking_report",
     "write_json",
 ]
-

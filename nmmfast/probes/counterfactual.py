@@ -145,8 +145,7 @@ def _summary(records: list[dict[str, Any]], region: str) -> dict[str, Any]:
     changed = np.array([r["regions"][region]["changed"] for r in records], dtype=bool)
     delta = np.array([r["regions"][region]["delta_log_p"] for r in records], dtype=np.float64)
     if len(records) == 0:
-        return {"n": 0, "change_rate": None, "delta_log_p_mean": None,
-                "delta_log_p_median": None}
+        return {"n": 0, "change_rate": None, "delta_log_p_mean": None, "delta_log_p_median": None}
     return {
         "n": len(records),
         "change_rate": float(changed.mean()),
@@ -170,9 +169,7 @@ def _signer_means(
             signer = str(dataset.corpus.store.meta(sample_id).get("signer"))
             sums[signer] = sums.get(signer, 0) + total[row]
             counts[signer] = counts.get(signer, 0) + count[row]
-    return {
-        s: (sums[s] / counts[s].clamp(min=1.0)[..., None]).to(device) for s in sums
-    }
+    return {s: (sums[s] / counts[s].clamp(min=1.0)[..., None]).to(device) for s in sums}
 
 
 @torch.no_grad()
@@ -251,8 +248,9 @@ def counterfactual_probe(
     records: dict[str, dict[str, Any]] = {}
     for indices in batches:
         batch = collate([dataset[i] for i in indices]).to(device)
-        generated = model.generate(batch.poses, batch.mask, num_beams=num_beams,
-                                   max_new_tokens=max_new_tokens)
+        generated = model.generate(
+            batch.poses, batch.mask, num_beams=num_beams, max_new_tokens=max_new_tokens
+        )
         predictions = model.decode(generated)
         # the original output as the model's targets (an empty prediction scores </s> alone)
         target_ids = model.tokenize_targets(predictions).to(batch.poses.device)
@@ -273,8 +271,9 @@ def counterfactual_probe(
             }
         for region in regions:
             poses = neutralize(batch.poses, batch.mask, positions[region], mode, signer_means)
-            changed_ids = model.generate(poses, batch.mask, num_beams=num_beams,
-                                         max_new_tokens=max_new_tokens)
+            changed_ids = model.generate(
+                poses, batch.mask, num_beams=num_beams, max_new_tokens=max_new_tokens
+            )
             changed_text = model.decode(changed_ids)
             changed_log_p = model.sequence_log_prob(poses, batch.mask, target_ids)
             for row, sample_id in enumerate(batch.ids):
@@ -298,10 +297,16 @@ def counterfactual_probe(
         if task == "slt":
             marking = {}
             for marker in MARKERS:
-                before = [markers_of(r["prediction"], negation_words, intensifier_words)[marker]
-                          for r in ordered]
-                after = [markers_of(r["regions"][region]["prediction"], negation_words,
-                                    intensifier_words)[marker] for r in ordered]
+                before = [
+                    markers_of(r["prediction"], negation_words, intensifier_words)[marker]
+                    for r in ordered
+                ]
+                after = [
+                    markers_of(
+                        r["regions"][region]["prediction"], negation_words, intensifier_words
+                    )[marker]
+                    for r in ordered
+                ]
                 flips = np.array(before, dtype=bool) != np.array(after, dtype=bool)
                 in_category = np.array(
                     [bool(r["categories"]) and marker in r["categories"] for r in ordered],
@@ -338,8 +343,11 @@ def counterfactual_probe(
             "max_new_tokens": max_new_tokens,
             "max_frames": max_frames,
             "layout": layout.name,
-            "region_joints": {r: [layout.names[int(p)] for p in positions[r]]
-                              for r in regions if r not in ("all", "none")},
+            "region_joints": {
+                r: [layout.names[int(p)] for p in positions[r]]
+                for r in regions
+                if r not in ("all", "none")
+            },
             "signature": signature,
         },
         "n": len(ordered),

@@ -61,8 +61,13 @@ def region_features(
         corpus = Corpus.open(corpus)
     model.eval()
     model.to(device)
-    dataset = PoseDataset(corpus, list(ids), task, layout=model.config.layout,
-                          max_frames=max_frames or model.config.max_frames)
+    dataset = PoseDataset(
+        corpus,
+        list(ids),
+        task,
+        layout=model.config.layout,
+        max_frames=max_frames or model.config.max_frames,
+    )
     batches = list(BucketBatchSampler(dataset.lengths, batch_size))
     if progress:
         from tqdm import tqdm
@@ -75,8 +80,9 @@ def region_features(
         weights = batch.mask.to(batch.poses.dtype)
         frames = weights.sum(1, keepdim=True).clamp(min=1.0)  # [B, 1]
 
-        def over_time(per_frame: torch.Tensor, weights: torch.Tensor = weights,
-                      frames: torch.Tensor = frames) -> np.ndarray:
+        def over_time(
+            per_frame: torch.Tensor, weights: torch.Tensor = weights, frames: torch.Tensor = frames
+        ) -> np.ndarray:
             # per_frame [B, T, C] -> [B, C], mean over real frames
             return ((per_frame * weights[..., None]).sum(1) / frames).float().cpu().numpy()
 
@@ -183,8 +189,16 @@ def signer_identity_probe(
     torch.set_num_threads(1)
     try:
         regions = {
-            region: _cross_validate(np.asarray(values, dtype=np.float64), labels, len(classes),
-                                    fold_of, folds, region, l2, max_iter)
+            region: _cross_validate(
+                np.asarray(values, dtype=np.float64),
+                labels,
+                len(classes),
+                fold_of,
+                folds,
+                region,
+                l2,
+                max_iter,
+            )
             for region, values in features.items()
         }
     finally:
@@ -262,10 +276,19 @@ def identity_probe(
 ) -> dict[str, Any]:
     """`region_features` of `ids` then `signer_identity_probe` on them; the result also carries
     the probed ids under "ids" and the feature source under settings["features"]."""
-    pooled = region_features(model, corpus, ids, task=task, batch_size=batch_size,
-                             max_frames=max_frames, device=device, progress=progress)
-    result = signer_identity_probe(pooled["features"], pooled["signers"], folds=folds, seed=seed,
-                                   l2=l2)
+    pooled = region_features(
+        model,
+        corpus,
+        ids,
+        task=task,
+        batch_size=batch_size,
+        max_frames=max_frames,
+        device=device,
+        progress=progress,
+    )
+    result = signer_identity_probe(
+        pooled["features"], pooled["signers"], folds=folds, seed=seed, l2=l2
+    )
     result["settings"]["features"] = "pose_encoder.part_features, mean over nodes and real frames"
     result["settings"]["layout"] = model.config.layout
     result["ids"] = pooled["ids"]

@@ -91,9 +91,9 @@ def procrustes_distance(
         z_shape = z_shape - (weights * z_shape).sum(axis=1, keepdims=True) / total
         z_ref = z_ref - (weights * z_ref).sum(axis=1, keepdims=True) / total
         cross = np.abs((weights * np.conj(z_ref) * z_shape).sum(axis=1)) ** 2
-        spread = (weights * np.abs(z_shape) ** 2).sum(axis=1) * (
-            weights * np.abs(z_ref) ** 2
-        ).sum(axis=1)
+        spread = (weights * np.abs(z_shape) ** 2).sum(axis=1) * (weights * np.abs(z_ref) ** 2).sum(
+            axis=1
+        )
         distance = 1.0 - cross / spread
     enough = ((weights > 0).sum(axis=1) >= 3) & (spread > 0)
     return np.where(enough, np.clip(distance, 0.0, 1.0), np.nan)
@@ -139,8 +139,13 @@ def face_coherence(
     (no face to judge). `face_coherence_parts` returns the two terms as well.
     """
     return face_coherence_parts(
-        raw, width=width, height=height, template=template, threshold=threshold,
-        jitter_weight=jitter_weight, min_points=min_points,
+        raw,
+        width=width,
+        height=height,
+        template=template,
+        threshold=threshold,
+        jitter_weight=jitter_weight,
+        min_points=min_points,
     )["score"]
 
 
@@ -320,8 +325,10 @@ def tracking_report(
                 (store[i] for i in ids), sizes=[size(i) for i in ids], threshold=score_threshold
             )
         else:
-            raise ValueError(f"tracking_report: template must be 'builtin', 'corpus' or an array, "
-                             f"got {template!r}")
+            raise ValueError(
+                f"tracking_report: template must be 'builtin', 'corpus' or an array, "
+                f"got {template!r}"
+            )
     else:
         template_array = np.asarray(template, dtype=np.float64)
 
@@ -331,8 +338,12 @@ def tracking_report(
     for sample_id in ids:
         width, height = size(sample_id)
         scores = face_coherence(
-            store[sample_id], width=width, height=height, template=template_array,
-            threshold=score_threshold, jitter_weight=jitter_weight,
+            store[sample_id],
+            width=width,
+            height=height,
+            template=template_array,
+            threshold=score_threshold,
+            jitter_weight=jitter_weight,
         )
         scores_by_id[sample_id] = scores
         all_scores.append(scores)
