@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ def _train_one(job: tuple) -> dict[str, Any]:
     torch.set_num_threads(1)
     resume = (Path(run_dir) / "last.pt").is_file()
     return train(corpus, partition, task, run_dir, resume=resume, progress=False, **options)
+
+
+def _run_job(spec: tuple) -> Any:
+    kind, job = spec
+    return _train_one(job) if kind == "train" else _analyse_one(job)
 
 
 def _analyse_one(job: tuple) -> dict[str, float]:
@@ -182,48 +187,81 @@ class Study:
             "partitions", lambda: all((parts / f"{p}.json").is_file() for p in PARTITIONS), run
         )
 
-    def train_all(self) -> None:
-        """Train every (partition, task) model not trained yet, `workers` at a time: one torch
-        thread per model keeps small models efficient, and models train side by side. An SLT
-        model waits for its partition's CSLR model and starts from its weights."""
-        pending = [
-            (p, t)
-            for p in self.settings.partitions
-            for t in self.settings.tasks
-            if not self._trained(p, t)
-        ]
-        for p in self.settings.partitions:
-            for t in self.settings.tasks:
-                if (p, t) not in pending:
-                    tqdm.write(f"[demo] train {p}-{t}: already done, reusing", file=sys.stdout)
+    def models_and_analysis(self) -> None:
+        """Train every model, then decode, score and attribute it, and run the probes: one pool
+        of `workers` processes with one torch thread each (small models gain nothing from more
+        threads, and side by side they keep every core busy). An SLT model waits for its
+        partition's CSLR model and starts from its weights; a free worker takes the first ready
+        job in the order CSLR training, SLT training, probes, analysis. Finished jobs are
+        reused."""
+        jobs = [("train", p, t) for t in ("cslr", "slt") for p in self.settings.partitions]
+        jobs = [job for job in jobs if job[2] in self.settings.tasks]
+        jobs.append(("probes",))
+        jobs += [("analyse", p, t) for p in self.settings.partitions for t in self.settings.tasks]
+        pending = []
+        for job in jobs:
+            if self._job_done(job):
+                tqdm.write(f"[demo] {self._job_name(job)}: already done, reusing", file=sys.stdout)
+            else:
+                pending.append(job)
         if not pending:
             return
         bar = tqdm(
             total=len(pending),
-            desc="training",
-            unit="model",
+            desc="models",
+            unit="job",
             disable=not self.progress,
             file=sys.stderr,
         )
         began = time.perf_counter()
-        ready = [job for job in pending if self._ready(*job)]
-        blocked = [job for job in pending if job not in ready]
         workers = max(1, min(self.workers, len(pending)))
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            running = {pool.submit(_train_one, self._job(*job)): job for job in ready}
-            while running:
+            running: dict[Any, tuple] = {}
+            while pending or running:
+                for job in [j for j in pending if self._job_ready(j)][: workers - len(running)]:
+                    pending.remove(job)
+                    running[pool.submit(_run_job, self._job_spec(job))] = job
+                if not running:
+                    raise RuntimeError(f"demo: jobs that can never start: {pending}")
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = running.pop(future)
-                    self._record_training(job, future.result())
+                    result = future.result()
+                    if job[0] == "train":
+                        self._record_training(job[1], job[2], result)
+                    else:
+                        self.timings.update(result)
+                    self._write_record()
                     bar.update()
-                    for follower in [b for b in blocked if self._ready(*b)]:
-                        blocked.remove(follower)
-                        running[pool.submit(_train_one, self._job(*follower))] = follower
         bar.close()
-        self.timings["train (wall, all models)"] = round(time.perf_counter() - began, 2)
+        self.timings["models and analysis (wall)"] = round(time.perf_counter() - began, 2)
         self._write_record()
+
+    @staticmethod
+    def _job_name(job: tuple) -> str:
+        return job[0] if len(job) == 1 else f"{job[0]} {job[1]}-{job[2]}"
+
+    def _job_done(self, job: tuple) -> bool:
+        if job[0] == "train":
+            return self._trained(job[1], job[2])
+        return self._analysed("probes" if job[0] == "probes" else f"{job[1]}-{job[2]}")
+
+    def _job_ready(self, job: tuple) -> bool:
+        if job[0] == "train":
+            return self._ready(job[1], job[2])
+        if job[0] == "probes":
+            needs = "control" in self.settings.partitions and "slt" in self.settings.tasks
+            return not needs or self._trained("control", "slt")
+        return self._trained(job[1], job[2])
+
+    def _job_spec(self, job: tuple) -> tuple:
+        if job[0] == "train":
+            return ("train", self._job(job[1], job[2]))
+        stages = [("probes", ())]
+        if job[0] == "analyse":
+            stages = [(step, job[1:]) for step in ("decode", "evaluate", "attribute")]
+        return ("analyse", (str(self.dirs.root), self.settings, stages))
 
     def _trained(self, partition: str, task: str) -> bool:
         return (self.dirs.run(partition, task) / "summary.json").is_file()
@@ -261,8 +299,7 @@ class Study:
             options,
         )
 
-    def _record_training(self, job: tuple[str, str], result: dict[str, Any]) -> None:
-        partition, task = job
+    def _record_training(self, partition: str, task: str, result: dict[str, Any]) -> None:
         write_json_atomic(self.dirs.run(partition, task) / "summary.json", result)
         self.timings[f"train {partition}-{task}"] = round(float(result.get("seconds", 0.0)), 2)
 
@@ -400,40 +437,6 @@ class Study:
         self._write_record()
         return path
 
-    def analyse_all(self) -> None:
-        """Decode, score and attribute every model, and run the probes: independent jobs,
-        `workers` at a time, each in its own process with one torch thread."""
-        jobs: list[tuple[str, list[tuple[str, tuple]]]] = [
-            (
-                f"{p}-{t}",
-                [(step, (p, t)) for step in ("decode", "evaluate", "attribute")],
-            )
-            for p in self.settings.partitions
-            for t in self.settings.tasks
-        ]
-        jobs.insert(0, ("probes", [("probes", ())]))
-        finished = [name for name, _ in jobs if self._analysed(name)]
-        for name in finished:
-            tqdm.write(f"[demo] analysis {name}: already done, reusing", file=sys.stdout)
-        jobs = [job for job in jobs if job[0] not in finished]
-        if not jobs:
-            return
-        bar = tqdm(
-            total=len(jobs), desc="analysis", unit="job", disable=not self.progress, file=sys.stderr
-        )
-        workers = max(1, min(self.workers, len(jobs)))
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(_analyse_one, (str(self.dirs.root), self.settings, stages))
-                for _, stages in jobs
-            ]
-            for future in as_completed(futures):
-                self.timings.update(future.result())
-                self._write_record()
-                bar.update()
-        bar.close()
-
     def _analysed(self, name: str) -> bool:
         from nmmfast.attribution.job import SUMMARY_FILE
 
@@ -451,7 +454,7 @@ class Study:
         return all(path.is_file() for path in outputs)
 
     def run_all(self) -> Path:
-        for step in (self.corpus, self.partitions, self.train_all, self.analyse_all):
+        for step in (self.corpus, self.partitions, self.models_and_analysis):
             step()
         return self.report()
 

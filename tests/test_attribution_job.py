@@ -52,9 +52,11 @@ def _numbers(out) -> dict:
 def test_job_resumes_and_shards_match_one_process(model, corpus, tmp_path) -> None:
     whole = run_attribution(model, corpus, "control", tmp_path / "whole", **OPTIONS)
     assert whole["computed"] == 5 and whole["summary"]["samples"] == 5
+    assert whole["batch_rows"] in (4, 8, 16, 32)  # calibrated: more samples than one call
     # interrupted after two samples, then resumed: nothing is recomputed
     part = run_attribution(model, corpus, "control", tmp_path / "resumed", limit=2, **OPTIONS)
     assert part["computed"] == 2 and part["summary"] is None
+    assert part["batch_rows"] is None  # one call's worth of samples: not worth calibrating
     rest = run_attribution(model, corpus, "control", tmp_path / "resumed", **OPTIONS)
     assert rest["computed"] == 3 and rest["skipped_existing"] == 2
     # two shards into one directory

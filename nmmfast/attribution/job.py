@@ -180,6 +180,17 @@ def run_attribution(
         pending = pending[: max(0, int(limit))]
     pending.sort(key=lambda k: -dataset.lengths[k])  # similar lengths share engine calls
     attributor = SequenceAttributor(model)
+    if batch_rows is None and len(pending) > samples_per_call and not _on_cuda(model):
+        # CPUs: the fastest batch is small and model dependent; a few seconds of calibration
+        # on the longest pending sample pay off over the job
+        _, longest, text = dataset[pending[0]]
+        batch_rows = attributor.calibrate(
+            longest,
+            None if target == "decoded" else text,
+            n_steps=min(n_steps, 16),
+            method=method,
+            per_token=per_token,
+        )
     regions = torch.as_tensor(np.asarray(_layout(layout).region_of_joint), dtype=torch.int64)
     one_hot = torch.nn.functional.one_hot(regions, int(regions.max()) + 1).float()
     chunks = [pending[i : i + samples_per_call] for i in range(0, len(pending), samples_per_call)]
@@ -226,10 +237,15 @@ def run_attribution(
     summary = summarize(out, top=top) if finished else None
     return {
         "computed": computed,
+        "batch_rows": batch_rows,
         "skipped_existing": existing,
         "shard": len(dataset),
         "summary": summary,
     }
+
+
+def _on_cuda(model: Any) -> bool:
+    return any(p.is_cuda for p in model.parameters())
 
 
 def _layout(name: Any) -> Any:

@@ -8,6 +8,7 @@ attributes F, or each token's log-probability on its own, with the batch engine.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -247,6 +248,47 @@ class SequenceAttributor:
             per_token=bool(per_token),
             stop_gradient_lifted=lifted,
         )
+
+    def calibrate(
+        self,
+        sample: torch.Tensor,
+        target: str | torch.Tensor | None = None,
+        candidates: Sequence[int] = (4, 8, 16, 32),
+        *,
+        n_steps: int = 16,
+        method: str = "gausslegendre",
+        per_token: bool = False,
+        repeats: int = 1,
+    ) -> int:
+        """The rows per batch, among `candidates`, that attribute `sample` fastest here.
+
+        For CPUs, where the best batch is small and depends on the model: one untimed warm-up
+        call, then one timed `attribute` call of `sample` ([T, J, 3]) per candidate. `target`
+        as in `attribute` (None: decoded greedily once, outside the timing).
+        """
+        if not candidates:
+            raise ValueError("calibrate: candidates is empty")
+        if target is None:
+            target = self.decode_targets([sample], num_beams=1, max_new_tokens=100)[0]
+        timings: dict[int, float] = {}
+        for rows in [candidates[0], *candidates]:
+            best = float("inf")
+            for _ in range(max(1, repeats)):
+                began = time.perf_counter()
+                self.attribute(
+                    [sample],
+                    [target],
+                    n_steps=n_steps,
+                    method=method,
+                    per_token=per_token,
+                    batch_rows=int(rows),
+                    return_convergence_delta=False,
+                )
+                if sample.is_cuda:
+                    torch.cuda.synchronize(sample.device)
+                best = min(best, time.perf_counter() - began)
+            timings[int(rows)] = best  # the first candidate's warm-up entry is overwritten
+        return min(timings, key=timings.get)
 
 
 def _pad(poses: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

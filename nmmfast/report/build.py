@@ -296,19 +296,9 @@ def nmm_contrast_section(report: Report, study: StudyDir) -> None:
     rows_by_id = {row["id"]: row for row in read_manifest(manifest)}
     table = []
     for partition, task, path in jobs:
-        samples = load_samples(path)
         job = read_json(path / "job.json") if (path / "job.json").is_file() else {}
         layout = get_layout(job.get("layout", "unisign69"))
-        face_head = face_head_mask(layout)
-        groups: dict[str, list[float]] = {"with NMM": [], "without NMM": []}
-        for sample in samples:
-            nmm = rows_by_id.get(sample["id"], {}).get("nmm")
-            if nmm is None:
-                continue
-            share = float(
-                sample["joint_abs"][face_head].sum() / max(sample["joint_abs"].sum(), 1e-30)
-            )
-            groups["with NMM" if nmm else "without NMM"].append(100 * share)
+        groups = face_head_shares_by_nmm(load_samples(path), rows_by_id, layout)
         table.append(
             {
                 "partition": _title(partition, task),
@@ -324,6 +314,22 @@ def nmm_contrast_section(report: Report, study: StudyDir) -> None:
         css="note",
     )
     report.table("nmm_face_head_shares", table)
+
+
+def face_head_shares_by_nmm(
+    samples: Sequence[dict[str, Any]], rows_by_id: dict[str, dict[str, Any]], layout: Any
+) -> dict[str, list[float]]:
+    """Per-sample face+head attribution shares (%) of attributed samples, split by whether the
+    manifest plants an NMM in them; samples whose row has no `nmm` field are left out."""
+    face_head = face_head_mask(layout)
+    groups: dict[str, list[float]] = {"with NMM": [], "without NMM": []}
+    for sample in samples:
+        nmm = rows_by_id.get(sample["id"], {}).get("nmm")
+        if nmm is None:
+            continue
+        share = float(sample["joint_abs"][face_head].sum() / max(sample["joint_abs"].sum(), 1e-30))
+        groups["with NMM" if nmm else "without NMM"].append(100 * share)
+    return groups
 
 
 def face_head_mask(layout: Any) -> np.ndarray:
