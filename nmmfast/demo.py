@@ -34,17 +34,17 @@ class DemoSettings:
     config: str = "tiny"
     # CSLR trains first; SLT then starts from the same partition's CSLR weights (embedding rows
     # matched by word) and needs fewer epochs than from scratch.
-    cslr_epochs: int = 6
-    slt_epochs: int = 5
-    dev_epochs: int = 3  # only the last epochs are decoded on dev to pick the best one
+    cslr_epochs: int = 5
+    slt_epochs: int = 4
+    dev_epochs: int = 2  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8
     lr: float = 1e-3
     dev_beam: int = 1  # beam of the per-epoch dev decoding that picks the best epoch
     beam: int = 4
-    max_new_tokens: int = 60
+    max_new_tokens: int = 30  # SynNMM targets have at most 18 tokens (with </s>)
     partitions: tuple[str, ...] = PARTITIONS
     tasks: tuple[str, ...] = TASKS
-    attribution_samples: int = 48  # test samples attributed per partition x task
+    attribution_samples: int = 32  # test samples attributed per partition x task
     ig_steps: int = 16
     ig_method: str = "gausslegendre"
     probe_samples: int = 120  # control test samples in the counterfactual probe
@@ -60,7 +60,6 @@ class DemoSettings:
             slt_epochs=1,
             dev_epochs=1,
             beam=1,
-            max_new_tokens=30,
             attribution_samples=8,
             ig_steps=8,
             probe_samples=24,
