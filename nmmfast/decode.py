@@ -1,7 +1,7 @@
 """Decoding: beam search over a split, batched and length-bucketed, written as JSON Lines.
 
-`predict` decodes a `PoseDataset` with a model (pose encoder in PyTorch or ONNX Runtime);
-`decode` does it for a training run's best weights on a corpus partition and writes rows
+`predict` decodes a `PoseDataset` with a model (pose encoder in PyTorch, ONNX Runtime or
+TensorRT); `decode` does it for a training run's best weights on a corpus partition and writes rows
 {"id", "prediction", "reference", "task"} in the split's order (skipped samples: prediction null).
 """
 
@@ -20,7 +20,15 @@ import torch
 
 from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
 
-__all__ = ["OnnxPoseEncoder", "configure_parser", "decode", "predict", "run_cli"]
+__all__ = [
+    "ENCODER_BACKENDS",
+    "OnnxPoseEncoder",
+    "TensorRTPoseEncoder",
+    "configure_parser",
+    "decode",
+    "predict",
+    "run_cli",
+]
 
 
 class OnnxPoseEncoder:
@@ -95,6 +103,43 @@ def _run_weights(run: Path, checkpoint: str) -> Path:
     return path
 
 
+class TensorRTPoseEncoder:
+    """The exported pose encoder as a TensorRT engine (built from the ONNX on first use and
+    cached by `nmmfast.runtime.trt`): (poses, mask) -> embeddings. The engine's profile spans
+    1..`max_batch` samples and 1..`max_frames` frames."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        device: str = "cuda",
+        *,
+        max_batch: int = 16,
+        max_frames: int = 256,
+        fp16: bool = False,
+    ) -> None:
+        from nmmfast.runtime import open_session
+
+        self.session = open_session(
+            path,
+            "tensorrt",
+            device,
+            fp16=fp16,
+            max_batch=max_batch,
+            opt_batch=max_batch,
+            axes={"frames": (1, max_frames, max_frames)},
+        )
+        self.path = Path(path)
+
+    def __call__(self, poses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        outputs = self.session.run(
+            {"poses": poses.detach().cpu().float().numpy(), "mask": mask.detach().cpu().numpy()}
+        )
+        return torch.from_numpy(outputs["embeddings"])
+
+
+ENCODER_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
 def decode(
     run: str | os.PathLike,
     corpus: str | os.PathLike,
@@ -113,8 +158,9 @@ def decode(
 ) -> list[dict[str, Any]]:
     """Decode `split` of `partition` with a run's weights; write JSON Lines to `out` if given.
 
-    encoder_backend "onnxruntime" runs the pose encoder from `onnx_model` (default
-    RUN/pose_encoder.onnx, made by tools/export_onnx.py); the text model stays in PyTorch.
+    encoder_backend "onnxruntime" (CPU) or "tensorrt" (CUDA, where TensorRT is installed) runs
+    the pose encoder from `onnx_model` (default RUN/pose_encoder.onnx, made by
+    tools/export_onnx.py); the text model stays in PyTorch.
     """
     from nmmfast.model import load_model
 
@@ -124,11 +170,19 @@ def decode(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(run, weights=_run_weights(run, checkpoint)).to(device)
     encoder = None
+    exported = onnx_model or run / "pose_encoder.onnx"
     if encoder_backend == "onnxruntime":
-        encoder = OnnxPoseEncoder(onnx_model or run / "pose_encoder.onnx")
+        encoder = OnnxPoseEncoder(exported)
+    elif encoder_backend == "tensorrt":
+        encoder = TensorRTPoseEncoder(
+            exported,
+            device if device.startswith("cuda") else "cuda",
+            max_batch=batch_size,
+            max_frames=model.config.max_frames,
+        )
     elif encoder_backend != "torch":
         raise ValueError(
-            f"encoder_backend must be 'torch' or 'onnxruntime', got {encoder_backend!r}"
+            f"encoder_backend must be one of {ENCODER_BACKENDS}, got {encoder_backend!r}"
         )
     data = Corpus.open(corpus)
     ids = data.partition(partition)[split]
@@ -179,7 +233,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    parser.add_argument("--encoder-backend", default="torch", choices=["torch", "onnxruntime"])
+    parser.add_argument("--encoder-backend", default="torch", choices=ENCODER_BACKENDS)
     parser.add_argument(
         "--onnx-model",
         metavar="FILE.onnx",

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ class DemoSettings:
     # CSLR trains first; SLT then starts from the same partition's CSLR weights (embedding rows
     # matched by word) and needs fewer epochs than from scratch.
     cslr_epochs: int = 5
-    slt_epochs: int = 4
-    dev_epochs: int = 2  # only the last epochs are decoded on dev to pick the best one
+    slt_epochs: int = 3
+    dev_epochs: int = 1  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8
     lr: float = 1e-3
     dev_beam: int = 1  # beam of the per-epoch dev decoding that picks the best epoch
@@ -44,10 +44,10 @@ class DemoSettings:
     max_new_tokens: int = 30  # SynNMM targets have at most 18 tokens (with </s>)
     partitions: tuple[str, ...] = PARTITIONS
     tasks: tuple[str, ...] = TASKS
-    attribution_samples: int = 32  # test samples attributed per partition x task
+    attribution_samples: int = 24  # test samples attributed per partition x task
     ig_steps: int = 16
     ig_method: str = "gausslegendre"
-    probe_samples: int = 120  # control test samples in the counterfactual probe
+    probe_samples: int = 80  # control test samples in the counterfactual probe
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoSettings:
@@ -462,6 +462,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="nmm-study", help="study directory (default: nmm-study)")
     parser.add_argument("--quick", action="store_true", help="a smaller study for CI (about 2 min)")
     parser.add_argument("--seed", type=int, default=0, help="seed of corpus, splits and training")
+    parser.add_argument(
+        "--cslr-epochs", type=int, help="CSLR training epochs (default 5; --quick: 2)"
+    )
+    parser.add_argument(
+        "--slt-epochs",
+        type=int,
+        help="SLT training epochs, after the CSLR model it starts from (default 3; --quick: 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--workers",
@@ -483,6 +491,11 @@ def run_cli(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
+    epochs = {"cslr_epochs": args.cslr_epochs, "slt_epochs": args.slt_epochs}
+    epochs = {key: value for key, value in epochs.items() if value is not None}
+    if any(value < 1 for value in epochs.values()):
+        raise SystemExit("nmmfast demo: --cslr-epochs and --slt-epochs must be >= 1")
+    settings = replace(settings, **epochs)
     began = time.perf_counter()
     study = Study(args.out, settings, progress=not args.no_progress, workers=args.workers)
     report = study.run_all()

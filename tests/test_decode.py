@@ -126,3 +126,44 @@ def test_onnx_pose_encoder_matches_pytorch_and_decodes_the_same(trained, tmp_pat
     )
     assert [r["prediction"] for r in onnx_rows] == [r["prediction"] for r in torch_rows]
     assert tool.main(["--run", str(run), "--out", str(tmp_path / "cli.onnx")]) == 0
+
+
+def test_pose_encoder_tensorrt_profile_spans_batch_and_frames(trained, tmp_path):
+    from nmmfast.runtime.trt import batch_profiles
+
+    _, run = trained
+    model = load_model(run, weights=run / "best.pt")
+    path = _export_tool().export_pose_encoder(model, tmp_path / "pose_encoder.onnx")
+    profiles = batch_profiles(path, 1, 16, 16, axes={"frames": (1, 64, 64)})
+    assert profiles["poses"] == ((1, 1, 69, 3), (16, 64, 69, 3), (16, 64, 69, 3))
+    assert profiles["mask"] == ((1, 1), (16, 64), (16, 64))
+    with pytest.raises(ValueError, match="dynamic axis 1 \\(frames\\)"):
+        batch_profiles(path)
+
+
+def _tensorrt_missing() -> str | None:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT is not installed"
+    return None if torch.cuda.is_available() else "no CUDA device"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(_tensorrt_missing() is not None, reason=str(_tensorrt_missing()))
+def test_tensorrt_pose_encoder_decodes_like_pytorch(trained, tmp_path):
+    corpus, run = trained
+    model = load_model(run, weights=run / "best.pt")
+    path = _export_tool().export_pose_encoder(model, tmp_path / "pose_encoder.onnx")
+    torch_rows = decode(run, corpus, "control", beam=2, max_new_tokens=5, device="cuda")
+    trt_rows = decode(
+        run,
+        corpus,
+        "control",
+        beam=2,
+        max_new_tokens=5,
+        device="cuda",
+        encoder_backend="tensorrt",
+        onnx_model=path,
+    )
+    assert [r["prediction"] for r in trt_rows] == [r["prediction"] for r in torch_rows]

@@ -47,10 +47,15 @@ def _sha256(path: Path) -> str:
 
 
 def batch_profiles(
-    onnx_path: str | os.PathLike[str], min_batch: int = 1, opt_batch: int = 16, max_batch: int = 64
+    onnx_path: str | os.PathLike[str],
+    min_batch: int = 1,
+    opt_batch: int = 16,
+    max_batch: int = 64,
+    axes: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """(min, opt, max) shapes per ONNX input: a dynamic leading axis spans the batch range, every
-    other axis must be fixed. A fixed leading axis gives min = opt = max."""
+    """(min, opt, max) shapes per ONNX input: a dynamic leading axis spans the batch range; any
+    other dynamic axis must be named (ONNX dim_param, e.g. "frames") in `axes`, which gives its
+    (min, opt, max). A fixed leading axis gives min = opt = max."""
     import onnx
 
     path = Path(onnx_path)
@@ -59,6 +64,10 @@ def batch_profiles(
             f"{path}: need 1 <= min_batch <= opt_batch <= max_batch, got "
             f"{min_batch}, {opt_batch}, {max_batch}"
         )
+    axes = dict(axes or {})
+    for name, bounds in axes.items():
+        if len(bounds) != 3 or not 1 <= bounds[0] <= bounds[1] <= bounds[2]:
+            raise ValueError(f"{path}: axis {name!r} needs 1 <= min <= opt <= max, got {bounds}")
     model = onnx.load(str(path), load_external_data=False)
     initialisers = {init.name for init in model.graph.initializer}
     profiles = {}
@@ -66,22 +75,27 @@ def batch_profiles(
         if value.name in initialisers:
             continue
         dims = [
-            d.dim_value if d.HasField("dim_value") else None
+            d.dim_value if d.HasField("dim_value") else d.dim_param or None
             for d in value.type.tensor_type.shape.dim
         ]
         if not dims:
             raise ValueError(f"{path}: input {value.name!r} has no shape")
-        if any(d is None for d in dims[1:]):
-            raise ValueError(
-                f"{path}: input {value.name!r} has dynamic non-batch axes {dims}; only the batch "
-                f"axis may vary in a TensorRT profile here"
-            )
-        rest = tuple(int(d) for d in dims[1:])
-        if dims[0] is None:
-            profiles[value.name] = ((min_batch, *rest), (opt_batch, *rest), (max_batch, *rest))
-        else:
-            fixed = (int(dims[0]), *rest)
-            profiles[value.name] = (fixed, fixed, fixed)
+        low, opt, high = [], [], []
+        for position, dim in enumerate(dims):
+            if isinstance(dim, int):
+                bounds = (dim, dim, dim)
+            elif position == 0:
+                bounds = (min_batch, opt_batch, max_batch)
+            elif dim in axes:
+                bounds = axes[dim]
+            else:
+                raise ValueError(
+                    f"{path}: input {value.name!r} has dynamic axis {position} ({dim or 'unnamed'})"
+                    f" in {dims}; give its range in axes={{name: (min, opt, max)}}"
+                )
+            for shape, bound in zip((low, opt, high), bounds, strict=True):
+                shape.append(int(bound))
+        profiles[value.name] = (tuple(low), tuple(opt), tuple(high))
     return profiles
 
 
@@ -165,10 +179,12 @@ def build_engine(
     cache_dir: str | os.PathLike[str] | None = None,
     device: str = "cuda",
     rebuild: bool = False,
+    axes: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> Path:
     """Build (or find in the cache) a serialised TensorRT engine for an ONNX model; return its path.
 
-    The batch axis gets one profile [min_batch, opt_batch, max_batch]. The cache file is
+    The batch axis gets one profile [min_batch, opt_batch, max_batch], other named dynamic axes
+    theirs from `axes` (`batch_profiles`). The cache file is
     `<cache_dir>/<model stem>-<key>.engine` with a JSON sidecar recording what the key covers."""
     trt = _trt()
     src = Path(onnx_path)
@@ -176,7 +192,7 @@ def build_engine(
         raise SessionError(f"{src}: ONNX model not found")
     _, index = parse_device(device)
     gpu_name, capability = _gpu(index)
-    profiles = batch_profiles(src, min_batch, opt_batch, max_batch)
+    profiles = batch_profiles(src, min_batch, opt_batch, max_batch, axes)
     model_hash = _sha256(src)
     key = engine_cache_key(
         model_hash,
@@ -283,6 +299,7 @@ class TensorRTSession(Session):
         max_batch: int = 64,
         opt_batch: int = 16,
         cache_dir: str | os.PathLike[str] | None = None,
+        axes: Mapping[str, tuple[int, int, int]] | None = None,
     ) -> None:
         import torch
 
@@ -303,6 +320,7 @@ class TensorRTSession(Session):
                 max_batch=max_batch,
                 cache_dir=cache_dir,
                 device=device,
+                axes=axes,
             )
         self.engine_path = engine_path
         self._logger = trt.Logger(trt.Logger.WARNING)
