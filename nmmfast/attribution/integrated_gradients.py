@@ -30,6 +30,30 @@ BUCKET_RATIO = 0.75
 GPU_MEMORY_SHARE = 0.5
 
 
+def fastest_rows(
+    run: Callable[[int], Any],
+    candidates: Sequence[int],
+    *,
+    device: torch.device,
+    repeats: int = 1,
+) -> int:
+    """The candidate rows per batch for which `run(rows)` is fastest: one untimed warm-up call,
+    then the best of `repeats` timed calls per candidate (synchronising CUDA devices)."""
+    if not candidates:
+        raise ValueError("calibrate: candidates is empty")
+    timings: dict[int, float] = {}
+    for rows in [candidates[0], *candidates]:
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            began = time.perf_counter()
+            run(int(rows))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - began)
+        timings[int(rows)] = best  # the first candidate's warm-up entry is overwritten
+    return min(timings, key=timings.get)
+
+
 class AbsSigned(NamedTuple):
     """Sums over frames and channels of |attribution| (`abs`) and of attribution (`signed`)."""
 
@@ -275,25 +299,18 @@ class IntegratedGradients:
         candidate times one `attribute` call of `sample` ([T, J, C], as the inputs will be)
         with `n_steps` points, after one untimed warm-up call.
         """
-        if not candidates:
-            raise ValueError("calibrate: candidates is empty")
-        timings: dict[int, float] = {}
-        for rows in [candidates[0], *candidates]:
-            best = float("inf")
-            for _ in range(max(1, repeats)):
-                began = time.perf_counter()
-                self.attribute(
-                    [sample],
-                    n_steps=n_steps,
-                    method=method,
-                    batch_rows=int(rows),
-                    additional_forward_args=additional_forward_args,
-                )
-                if sample.is_cuda:
-                    torch.cuda.synchronize(sample.device)
-                best = min(best, time.perf_counter() - began)
-            timings[int(rows)] = best  # the first candidate's warm-up entry is overwritten
-        return min(timings, key=timings.get)
+        return fastest_rows(
+            lambda rows: self.attribute(
+                [sample],
+                n_steps=n_steps,
+                method=method,
+                batch_rows=rows,
+                additional_forward_args=additional_forward_args,
+            ),
+            candidates,
+            device=sample.device,
+            repeats=repeats,
+        )
 
     # ---- the math ---------------------------------------------------------------------------
     def _attribute(

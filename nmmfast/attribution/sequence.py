@@ -8,14 +8,17 @@ attributes F, or each token's log-probability on its own, with the batch engine.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from nmmfast.attribution.integrated_gradients import IGResult, IntegratedGradients
+from nmmfast.attribution.integrated_gradients import (
+    IGResult,
+    IntegratedGradients,
+    fastest_rows,
+)
 
 __all__ = ["SequenceAttributor", "SequenceResult"]
 
@@ -266,29 +269,22 @@ class SequenceAttributor:
         call, then one timed `attribute` call of `sample` ([T, J, 3]) per candidate. `target`
         as in `attribute` (None: decoded greedily once, outside the timing).
         """
-        if not candidates:
-            raise ValueError("calibrate: candidates is empty")
         if target is None:
             target = self.decode_targets([sample], num_beams=1, max_new_tokens=100)[0]
-        timings: dict[int, float] = {}
-        for rows in [candidates[0], *candidates]:
-            best = float("inf")
-            for _ in range(max(1, repeats)):
-                began = time.perf_counter()
-                self.attribute(
-                    [sample],
-                    [target],
-                    n_steps=n_steps,
-                    method=method,
-                    per_token=per_token,
-                    batch_rows=int(rows),
-                    return_convergence_delta=False,
-                )
-                if sample.is_cuda:
-                    torch.cuda.synchronize(sample.device)
-                best = min(best, time.perf_counter() - began)
-            timings[int(rows)] = best  # the first candidate's warm-up entry is overwritten
-        return min(timings, key=timings.get)
+        return fastest_rows(
+            lambda rows: self.attribute(
+                [sample],
+                [target],
+                n_steps=n_steps,
+                method=method,
+                per_token=per_token,
+                batch_rows=rows,
+                return_convergence_delta=False,
+            ),
+            candidates,
+            device=sample.device,
+            repeats=repeats,
+        )
 
 
 def _pad(poses: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
