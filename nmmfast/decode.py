@@ -12,18 +12,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nmmfast._io import atomic_write_text
 from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
 
 __all__ = [
     "ENCODER_BACKENDS",
-    "OnnxPoseEncoder",
-    "TensorRTPoseEncoder",
+    "PoseEncoderSession",
     "configure_parser",
     "decode",
     "predict",
@@ -31,26 +30,40 @@ __all__ = [
 ]
 
 
-class OnnxPoseEncoder:
-    """The pose encoder as an ONNX Runtime session: (poses, mask) -> embeddings, like
-    `UniSignModel.pose_embeddings` (export with tools/export_onnx.py)."""
+class PoseEncoderSession:
+    """The exported pose encoder (tools/export_onnx.py) run by an `nmmfast.runtime` session:
+    (poses, mask) -> embeddings, like `UniSignModel.pose_embeddings`. backend "onnxruntime"
+    loads the ONNX; "tensorrt" builds an engine from it on first use (cached) whose profile spans
+    1..`max_batch` samples and 1..`max_frames` frames."""
 
-    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        backend: str = "onnxruntime",
+        device: str = "cpu",
+        *,
+        max_batch: int = 16,
+        max_frames: int = 256,
+        fp16: bool = False,
+    ) -> None:
+        from nmmfast.runtime import open_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        options: dict[str, Any] = {}
+        if backend == "tensorrt":
+            options = {
+                "fp16": fp16,
+                "max_batch": max_batch,
+                "opt_batch": max_batch,
+                "axes": {"frames": (1, max_frames, max_frames)},
+            }
+        self.session = open_session(path, backend, device, **options)
         self.path = Path(path)
 
     def __call__(self, poses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        (embeddings,) = self.session.run(
-            ["embeddings"],
-            {"poses": poses.detach().cpu().float().numpy(), "mask": mask.detach().cpu().numpy()},
+        outputs = self.session.run(
+            {"poses": poses.detach().cpu().float().numpy(), "mask": mask.detach().cpu().numpy()}
         )
-        return torch.from_numpy(embeddings)
+        return torch.from_numpy(outputs["embeddings"])
 
 
 @torch.no_grad()
@@ -103,40 +116,6 @@ def _run_weights(run: Path, checkpoint: str) -> Path:
     return path
 
 
-class TensorRTPoseEncoder:
-    """The exported pose encoder as a TensorRT engine (built from the ONNX on first use and
-    cached by `nmmfast.runtime.trt`): (poses, mask) -> embeddings. The engine's profile spans
-    1..`max_batch` samples and 1..`max_frames` frames."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        device: str = "cuda",
-        *,
-        max_batch: int = 16,
-        max_frames: int = 256,
-        fp16: bool = False,
-    ) -> None:
-        from nmmfast.runtime import open_session
-
-        self.session = open_session(
-            path,
-            "tensorrt",
-            device,
-            fp16=fp16,
-            max_batch=max_batch,
-            opt_batch=max_batch,
-            axes={"frames": (1, max_frames, max_frames)},
-        )
-        self.path = Path(path)
-
-    def __call__(self, poses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        outputs = self.session.run(
-            {"poses": poses.detach().cpu().float().numpy(), "mask": mask.detach().cpu().numpy()}
-        )
-        return torch.from_numpy(outputs["embeddings"])
-
-
 ENCODER_BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
@@ -169,20 +148,20 @@ def decode(
     task = meta["task"]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(run, weights=_run_weights(run, checkpoint)).to(device)
-    encoder = None
-    exported = onnx_model or run / "pose_encoder.onnx"
-    if encoder_backend == "onnxruntime":
-        encoder = OnnxPoseEncoder(exported)
-    elif encoder_backend == "tensorrt":
-        encoder = TensorRTPoseEncoder(
-            exported,
-            device if device.startswith("cuda") else "cuda",
-            max_batch=batch_size,
-            max_frames=model.config.max_frames,
-        )
-    elif encoder_backend != "torch":
+    if encoder_backend not in ENCODER_BACKENDS:
         raise ValueError(
             f"encoder_backend must be one of {ENCODER_BACKENDS}, got {encoder_backend!r}"
+        )
+    encoder = None
+    if encoder_backend != "torch":
+        # ONNX Runtime runs the encoder on the CPU; TensorRT needs a GPU whatever `device` is
+        on_gpu = device if device.startswith("cuda") else "cuda"
+        encoder = PoseEncoderSession(
+            onnx_model or run / "pose_encoder.onnx",
+            encoder_backend,
+            "cpu" if encoder_backend == "onnxruntime" else on_gpu,
+            max_batch=batch_size,
+            max_frames=model.config.max_frames,
         )
     data = Corpus.open(corpus)
     ids = data.partition(partition)[split]
@@ -213,13 +192,7 @@ def decode(
             row["skipped"] = skipped[sample_id]
         rows.append(row)
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
+        atomic_write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return rows
 
 

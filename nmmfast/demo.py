@@ -51,7 +51,7 @@ class DemoSettings:
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoSettings:
-        """Every stage and output of the study on a corpus small enough for CI (about 2 minutes
+        """Every stage and output of the study on a corpus small enough for CI (about a minute
         on 2 cores); its models are far from trained, so its numbers only show the mechanics."""
         return cls(
             samples=300,
@@ -96,7 +96,7 @@ def _analyse_one(job: tuple) -> dict[str, float]:
     return study.timings
 
 
-PROBE_KINDS = ("counterfactual", "identity")  # run on the control SLT model
+PROBE_KINDS = ("counterfactual", "identity")  # the probes that need a trained model
 
 
 class Study:
@@ -141,10 +141,10 @@ class Study:
         self._write_record()
 
     def _write_record(self) -> None:
-        import torch
-
         if not self.record:
             return
+        import torch
+
         import nmmfast
 
         previous = read_json(self.dirs.record) if self.dirs.record.is_file() else {}
@@ -242,21 +242,40 @@ class Study:
         return job[0] if len(job) == 1 else f"{job[0]} {job[1]}-{job[2]}"
 
     def _job_done(self, job: tuple) -> bool:
+        from nmmfast.attribution.job import SUMMARY_FILE
+
         if job[0] == "train":
             return self._trained(job[1], job[2])
-        return self._analysed("probes" if job[0] == "probes" else f"{job[1]}-{job[2]}")
+        if job[0] == "probes":
+            outputs = [self.dirs.probe("tracking")]
+            if self._probed_run is not None:
+                outputs += [self.dirs.probe(kind, *self._probed_run) for kind in PROBE_KINDS]
+        else:
+            outputs = [
+                self.dirs.predictions(job[1], job[2]),
+                self.dirs.metrics(job[1], job[2]),
+                self.dirs.attribution(job[1], job[2]) / SUMMARY_FILE,
+            ]
+        return all(path.is_file() for path in outputs)
 
     def _job_ready(self, job: tuple) -> bool:
         if job[0] == "train":
             return self._ready(job[1], job[2])
         if job[0] == "probes":
-            needs = "control" in self.settings.partitions and "slt" in self.settings.tasks
-            return not needs or self._trained("control", "slt")
+            return self._probed_run is None or self._trained(*self._probed_run)
         return self._trained(job[1], job[2])
+
+    @property
+    def _probed_run(self) -> tuple[str, str] | None:
+        """The model the counterfactual and identity probes use: control SLT, the task whose text
+        depends on the NMMs (None when the study has no such model)."""
+        if "control" in self.settings.partitions and "slt" in self.settings.tasks:
+            return "control", "slt"
+        return None
 
     def _job_spec(self, job: tuple) -> tuple:
         if job[0] == "train":
-            return ("train", self._job(job[1], job[2]))
+            return ("train", self._train_spec(job[1], job[2]))
         stages = [("probes", ())]
         if job[0] == "analyse":
             stages = [(step, job[1:]) for step in ("decode", "evaluate", "attribute")]
@@ -275,7 +294,7 @@ class Study:
         source = self._warm_source(partition, task)
         return source is None or self._trained(partition, "cslr")
 
-    def _job(self, partition: str, task: str) -> tuple:
+    def _train_spec(self, partition: str, task: str) -> tuple:
         s = self.settings
         epochs = s.slt_epochs if task == "slt" else s.cslr_epochs
         source = self._warm_source(partition, task)
@@ -308,7 +327,6 @@ class Study:
         out = self.dirs.predictions(partition, task)
 
         def run() -> None:
-            out.parent.mkdir(parents=True, exist_ok=True)
             decode(
                 self.dirs.run(partition, task),
                 self.dirs.corpus,
@@ -378,9 +396,9 @@ class Study:
             write_json(tracking_report(store, manifest_rows=rows), tracking)
 
         self._stage("probe tracking", tracking.is_file, run_tracking)
-        partition, task = "control", "slt"
-        if partition not in self.settings.partitions or task not in self.settings.tasks:
+        if self._probed_run is None:
             return
+        partition, task = self._probed_run
         test_ids = load_partition(self.dirs.corpus, partition)["test"]
         counterfactual = self.dirs.probe("counterfactual", partition, task)
         identity = self.dirs.probe("identity", partition, task)
@@ -435,22 +453,6 @@ class Study:
         self.timings["report"] = round(time.perf_counter() - began, 2)
         self._write_record()
         return path
-
-    def _analysed(self, name: str) -> bool:
-        from nmmfast.attribution.job import SUMMARY_FILE
-
-        if name == "probes":
-            outputs = [self.dirs.probe("tracking")]
-            if "control" in self.settings.partitions and "slt" in self.settings.tasks:
-                outputs += [self.dirs.probe(kind, "control", "slt") for kind in PROBE_KINDS]
-        else:
-            partition, task = name.split("-")
-            outputs = [
-                self.dirs.predictions(partition, task),
-                self.dirs.metrics(partition, task),
-                self.dirs.attribution(partition, task) / SUMMARY_FILE,
-            ]
-        return all(path.is_file() for path in outputs)
 
     def run_all(self) -> Path:
         for step in (self.corpus, self.partitions, self.models_and_analysis):

@@ -98,6 +98,10 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _save_best(model: nn.Module, epoch: int, dev: dict[str, Any], run: Path) -> None:
+    _atomic_save({"model": model.state_dict(), "epoch": epoch, "dev": _json_safe(dev)}, run / BEST)
+
+
 class _Distributed:
     """torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK), or a single process."""
 
@@ -543,14 +547,7 @@ def train(
                     improved = value > best[metric] if higher_better else value < best[metric]
                 if improved:
                     best = {"epoch": epoch + 1, metric: value}
-                    _atomic_save(
-                        {
-                            "model": model.state_dict(),
-                            "epoch": epoch + 1,
-                            "dev": _json_safe(dev_scores),
-                        },
-                        run / BEST,
-                    )
+                    _save_best(model, epoch + 1, dev_scores, run)
             best = dist.broadcast(best)
             rng_states = dist.gather(_rng_state())
             if dist.main:
@@ -593,9 +590,7 @@ def train(
             dist.barrier()
         if dist.main and best["epoch"] is None and epochs_run:  # stopped before dev_from
             best = {"epoch": start_epoch + epochs_run, metric: None}
-            _atomic_save(
-                {"model": model.state_dict(), "epoch": best["epoch"], "dev": {}}, run / BEST
-            )
+            _save_best(model, best["epoch"], {}, run)
         summary = {
             "run": str(run),
             "epochs_run": epochs_run,

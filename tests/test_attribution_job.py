@@ -109,74 +109,15 @@ def test_cli_attribute_runs_a_training_run(model, corpus, tmp_path) -> None:
     torch.save(model.state_dict(), run / "best.pt")
     (run / "run.json").write_text(json.dumps({"task": "slt"}))
     out = tmp_path / "job"
-    code = main(
-        [
-            "attribute",
-            "--run",
-            str(run),
-            "--corpus",
-            str(corpus),
-            "--partition",
-            "control",
-            "--out",
-            str(out),
-            "--target",
-            "reference",
-            "--steps",
-            "2",
-            "--max-frames",
-            "5",
-            "--no-progress",
-            "--device",
-            "cpu",
-        ]
-    )
+    job = ["attribute", "--run", str(run), "--corpus", str(corpus), "--partition", "control"]
+    options = ["--target", "reference", "--steps", "2", "--max-frames", "5", "--no-progress"]
+    code = main([*job, "--out", str(out), *options, "--device", "cpu"])
     assert code == 0
     assert json.loads((out / "summary.json").read_text())["samples"] == 5
     subset = tmp_path / "subset"
-    assert (
-        main(
-            [
-                "attribute",
-                "--run",
-                str(run),
-                "--corpus",
-                str(corpus),
-                "--partition",
-                "control",
-                "--out",
-                str(subset),
-                "--target",
-                "reference",
-                "--steps",
-                "2",
-                "--max-frames",
-                "5",
-                "--no-progress",
-                "--max-samples",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main([*job, "--out", str(subset), *options, "--max-samples", "2"]) == 0
     assert json.loads((subset / "summary.json").read_text())["samples"] == 2
-    assert (
-        main(
-            [
-                "attribute",
-                "--run",
-                str(run),
-                "--corpus",
-                str(corpus),
-                "--partition",
-                "control",
-                "--out",
-                str(out),
-                "--summarize-only",
-            ]
-        )
-        == 0
-    )
+    assert main([*job, "--out", str(out), "--summarize-only"]) == 0
 
 
 # ---- shares -------------------------------------------------------------------------------------

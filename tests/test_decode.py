@@ -12,7 +12,7 @@ import torch
 
 from nmmfast.cli import main as cli_main
 from nmmfast.data.dataset import Corpus, PoseDataset
-from nmmfast.decode import OnnxPoseEncoder, decode, predict
+from nmmfast.decode import PoseEncoderSession, decode, predict
 from nmmfast.model import load_model
 from nmmfast.train import train
 
@@ -112,7 +112,7 @@ def test_onnx_pose_encoder_matches_pytorch_and_decodes_the_same(trained, tmp_pat
     mask[0, 7:] = False
     with torch.no_grad():
         expected = model.pose_embeddings(poses, mask)
-    got = OnnxPoseEncoder(path)(poses, mask)
+    got = PoseEncoderSession(path)(poses, mask)
     assert (got - expected).abs().max() <= 1e-4
     torch_rows = decode(run, corpus, "control", beam=2, max_new_tokens=5)
     onnx_rows = decode(

@@ -64,7 +64,7 @@ def export_pose_encoder(
 
 def max_abs_error(model: nn.Module, onnx_path: str | os.PathLike, *, seed: int = 0) -> float:
     """Largest |ONNX Runtime − PyTorch| over a padded random batch (two lengths)."""
-    from nmmfast.decode import OnnxPoseEncoder
+    from nmmfast.decode import PoseEncoderSession
 
     generator = torch.Generator().manual_seed(seed)
     joints = model.graph.num_joints
@@ -74,7 +74,7 @@ def max_abs_error(model: nn.Module, onnx_path: str | os.PathLike, *, seed: int =
     poses[1, 17:] = poses[1, 16]
     with torch.no_grad():
         expected = model.eval().pose_embeddings(poses, mask)
-    got = OnnxPoseEncoder(onnx_path)(poses, mask)
+    got = PoseEncoderSession(onnx_path)(poses, mask)
     return float((got - expected).abs().max())
 
 

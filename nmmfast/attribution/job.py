@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nmmfast._io import atomic_write_text
+from nmmfast._io import atomic_write_text, write_json_atomic
 from nmmfast.attribution.quadrature import METHODS
 from nmmfast.attribution.sequence import SequenceAttributor
 from nmmfast.attribution.shares import (
@@ -85,7 +85,7 @@ def _check_job(out: Path, settings: dict[str, Any]) -> None:
                     f"{value!r}; use another --out (or delete it) to start a new job"
                 )
         return
-    atomic_write_text(path, json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
+    write_json_atomic(path, settings)
 
 
 def run_attribution(
@@ -180,7 +180,8 @@ def run_attribution(
         pending = pending[: max(0, int(limit))]
     pending.sort(key=lambda k: -dataset.lengths[k])  # similar lengths share engine calls
     attributor = SequenceAttributor(model)
-    if batch_rows is None and len(pending) > samples_per_call and not _on_cuda(model):
+    on_cpu = attributor.device().type == "cpu"
+    if batch_rows is None and len(pending) > samples_per_call and on_cpu:
         # CPUs: the fastest batch is small and model dependent; a few seconds of calibration
         # on the longest pending sample pay off over the job
         _, longest, text = dataset[pending[0]]
@@ -229,9 +230,8 @@ def run_attribution(
     skipped = {reason: list(v) for reason, v in dataset.skipped_ids.items()}
     done = computed + existing == len(dataset)
     if done:
-        atomic_write_text(
-            out / f"done-{rank}-of-{world_size}.json",
-            json.dumps({"samples": len(dataset), "skipped": skipped}) + "\n",
+        write_json_atomic(
+            out / f"done-{rank}-of-{world_size}.json", {"samples": len(dataset), "skipped": skipped}
         )
     finished = all((out / f"done-{r}-of-{world_size}.json").is_file() for r in range(world_size))
     summary = summarize(out, top=top) if finished else None
@@ -242,10 +242,6 @@ def run_attribution(
         "shard": len(dataset),
         "summary": summary,
     }
-
-
-def _on_cuda(model: Any) -> bool:
-    return any(p.is_cuda for p in model.parameters())
 
 
 def _layout(name: Any) -> Any:
@@ -346,9 +342,7 @@ def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[s
             w: dict(zip(shares.region_names, map(float, v), strict=True))
             for w, v in sorted(tokens.items())
         }
-        atomic_write_text(
-            out / "token_shares.json", json.dumps(token_doc, indent=1, ensure_ascii=False) + "\n"
-        )
+        write_json_atomic(out / "token_shares.json", token_doc)
         summary["token_shares"] = "token_shares.json"
     lines = ["joint,region,share"] + [
         f"{name},{shares.region_names[r]},{value:.6f}"
@@ -363,7 +357,7 @@ def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[s
         f"{b}," + ",".join(f"{v:.4f}" for v in row) for b, row in enumerate(curves)
     ]
     atomic_write_text(out / "frame_curves.csv", "\n".join(curve_lines) + "\n")
-    atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    write_json_atomic(out / SUMMARY_FILE, summary)
     return summary
 
 

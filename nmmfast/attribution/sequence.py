@@ -87,7 +87,8 @@ class SequenceAttributor:
         self.pad_id = int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
 
     # ---- targets ------------------------------------------------------------------------------
-    def _device(self) -> torch.device:
+    def device(self) -> torch.device:
+        """Where the model's parameters live (CPU for a model without any)."""
         try:
             return next(self.model.parameters()).device
         except (StopIteration, AttributeError):
@@ -103,7 +104,7 @@ class SequenceAttributor:
         batch_size: int = 16,
     ) -> list[torch.Tensor]:
         """The model's own outputs: per sample [L_i] ids ending with </s> (beam search)."""
-        device = self._device()
+        device = self.device()
         was_training = bool(getattr(self.model, "training", False))
         self.model.eval()
         order = sorted(range(len(poses)), key=lambda n: -poses[n].shape[0])
@@ -210,7 +211,7 @@ class SequenceAttributor:
             if ids.numel() == 0:
                 raise ValueError(f"sample {n}: the target sequence is empty")
         longest = max(ids.numel() for ids in target_ids)
-        device = self._device()
+        device = self.device()
         padded = torch.full((len(poses), longest), self.pad_id, dtype=torch.long)
         for n, ids in enumerate(target_ids):
             padded[n, : ids.numel()] = ids

@@ -63,6 +63,12 @@ class ModelConfig:
     # dev WER 43 with, 89 without). Uni-Sign has none ("none").
     pose_positions: str = "none"
 
+    def __post_init__(self) -> None:
+        if self.pose_positions not in POSE_POSITIONS:
+            raise ValueError(
+                f"pose_positions must be one of {POSE_POSITIONS}, got {self.pose_positions!r}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -141,10 +147,6 @@ class UniSignModel(nn.Module):
         self.text_model = text_model
         self.d_model = int(text_model.config.d_model)
         self.pose_encoder = PoseEncoder(graph, config.pose, self.d_model)
-        if config.pose_positions not in POSE_POSITIONS:
-            raise ValueError(
-                f"pose_positions must be one of {POSE_POSITIONS}, got {config.pose_positions!r}"
-            )
         prompt = tokenizer([self.prompt_text], return_tensors="pt")["input_ids"][0]
         self.register_buffer("prompt_ids", prompt.long(), persistent=False)
         self.pad_token_id = int(tokenizer.pad_token_id)

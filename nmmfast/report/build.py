@@ -333,11 +333,13 @@ def face_head_shares_by_nmm(
 
 
 def face_head_mask(layout: Any) -> np.ndarray:
-    """Joints of the face region plus the head joints of the body (nose, eyes, ears: COCO 0–4)."""
-    regions = np.asarray(layout.region_of_joint)
-    face = regions == list(layout.regions).index("face")
-    head = np.isin(np.asarray(layout.coco_indices), [0, 1, 2, 3, 4])
-    return face | head
+    """[J] bool: the counterfactual probe's "face+head" joints (face-68 points plus nose, eyes
+    and ears, as far as the layout has them)."""
+    from nmmfast.probes.counterfactual import region_positions
+
+    mask = np.zeros(layout.num_joints, dtype=bool)
+    mask[region_positions(layout, "face+head")] = True
+    return mask
 
 
 def probes_section(report: Report, study: StudyDir) -> None:
