@@ -8,6 +8,7 @@ TensorRT); `decode` does it for a training run's best weights on a corpus partit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -82,7 +83,8 @@ def predict(
 
     Batches hold samples of similar length (little padding); with the model's pad-invariant
     encoder the result does not depend on batch size. `encoder` replaces the PyTorch pose
-    encoder (e.g. `OnnxPoseEncoder`); it maps (poses, mask) to [B, T, d_model].
+    encoder (e.g. `OnnxPoseEncoder`); it maps (poses, mask) to [B, T, d_model]. The PyTorch
+    encoder runs with its batch norms folded where the model offers it (same outputs).
     """
     model.eval()
     sampler = BucketBatchSampler(dataset.lengths, batch_size)
@@ -92,20 +94,26 @@ def predict(
         from tqdm import tqdm
 
         batches = tqdm(batches, desc="decode", unit="batch", leave=False)
-    for indices in batches:
-        batch = collate([dataset[i] for i in indices]).to(device)
-        embeddings = None
-        if encoder is not None:
-            embeddings = encoder(batch.poses, batch.mask).to(device)
-        ids = model.generate(
-            batch.poses,
-            batch.mask,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
-            pose_embeddings=embeddings,
-        )
-        for sample_id, text in zip(batch.ids, model.decode(ids), strict=True):
-            predictions[sample_id] = text
+    folded = (
+        model.batch_norm_folded()
+        if encoder is None and hasattr(model, "batch_norm_folded")
+        else contextlib.nullcontext()
+    )
+    with folded:
+        for indices in batches:
+            batch = collate([dataset[i] for i in indices]).to(device)
+            embeddings = None
+            if encoder is not None:
+                embeddings = encoder(batch.poses, batch.mask).to(device)
+            ids = model.generate(
+                batch.poses,
+                batch.mask,
+                num_beams=num_beams,
+                max_new_tokens=max_new_tokens,
+                pose_embeddings=embeddings,
+            )
+            for sample_id, text in zip(batch.ids, model.decode(ids), strict=True):
+                predictions[sample_id] = text
     return predictions
 
 

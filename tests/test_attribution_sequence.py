@@ -95,3 +95,43 @@ def test_bad_targets(model, poses) -> None:
         attributor.attribute(poses, [torch.tensor([4, 1]), torch.tensor([0, 0])])
     with pytest.raises(TypeError, match="targets must be"):
         attributor.attribute(poses, ["hello", 3])
+
+
+def test_engine_folds_batch_norm_and_still_matches_captum(model, poses) -> None:
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    from nmmfast.attribution import IntegratedGradients
+
+    model = copy.deepcopy(model).double()
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # trained-looking batch norms, so folding changes the weights
+        for sub in model.modules():
+            if isinstance(sub, torch.nn.BatchNorm2d):
+                sub.running_mean.uniform_(-0.5, 0.5, generator=gen)
+                sub.running_var.uniform_(0.5, 2.0, generator=gen)
+                sub.weight.uniform_(0.5, 1.5, generator=gen)
+                sub.bias.uniform_(-0.5, 0.5, generator=gen)
+    x = poses[0].double()
+    target = model.tokenize_targets(["you go home now"])
+    seen = []
+
+    def forward(batch, mask, rows, ids):
+        seen.append(model.pose_encoder.batch_norm_is_folded)
+        return model.sequence_log_prob(batch, mask, ids)
+
+    with model.stop_gradient_lifted():
+        ours = IntegratedGradients(forward, model=model).attribute(
+            [x], additional_forward_args=(target,), n_steps=6, batch_rows=4
+        )
+
+        def captum_forward(batch, ids):
+            mask = torch.ones(batch.shape[:2], dtype=torch.bool)
+            return model.sequence_log_prob(batch, mask, ids.expand(batch.shape[0], -1))
+
+        theirs = CaptumIG(captum_forward).attribute(
+            x[None], additional_forward_args=(target,), n_steps=6, method="gausslegendre"
+        )
+    assert seen and all(seen)  # every pass ran the folded encoder
+    assert not model.pose_encoder.batch_norm_is_folded  # and the model got its own back
+    scale = float(theirs.abs().max())
+    assert float((ours.attributions[0] - theirs[0]).abs().max()) <= 1e-5 * scale

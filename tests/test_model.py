@@ -351,3 +351,59 @@ def test_sinusoidal_pose_positions_are_added_to_the_pose_embeddings(tokenizer):
     assert table[0, 0] == 0 and table[0, 1] == 1 and table[3, 0] == pytest.approx(math.sin(3))
     with pytest.raises(ValueError, match="pose_positions"):
         build_model(replace(CONFIGS["tiny"], pose_positions="learned"), tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_folded_batch_norm_computes_the_same_function(graph, dtype, seed):
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [SMALL, PoseEncoderConfig()] if dtype == torch.float64 else [SMALL]
+    config = sizes[seed % len(sizes)]
+    encoder = PoseEncoder(graph, config, 12).to(dtype)
+    _randomize(encoder, seed)
+    with torch.no_grad():  # BN with a non-trivial affine part, as after training
+        for sub in encoder.modules():
+            if isinstance(sub, torch.nn.BatchNorm2d):
+                sub.weight.uniform_(0.5, 1.5, generator=generator)
+                sub.bias.uniform_(-0.5, 0.5, generator=generator)
+    encoder.eval()
+    batch = 1 + seed
+    frames = int(torch.randint(1, 12, (1,), generator=generator))
+    poses = torch.randn(batch, frames, 69, 3, generator=generator, dtype=dtype)
+    mask = torch.ones(batch, frames, dtype=torch.bool)
+    mask[0, max(1, frames // 2) :] = False  # a ragged row
+    poses.requires_grad_(True)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    plain = encoder(poses, mask)
+    (grad_plain,) = torch.autograd.grad(plain.square().sum(), poses)
+    folded = encoder.folded_copy()
+    assert folded.batch_norm_is_folded and folded.folded_copy() is folded
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    out = folded(poses, mask)
+    (grad_folded,) = torch.autograd.grad(out.square().sum(), poses)
+    rel = 1e-10 if dtype == torch.float64 else 1e-4  # float32: rounding of the folded weights
+    for ours, theirs in ((out, plain), (grad_folded, grad_plain)):
+        torch.testing.assert_close(
+            ours, theirs, rtol=rel, atol=rel * float(theirs.detach().abs().max())
+        )
+    for key, value in encoder.state_dict().items():  # the source encoder is untouched
+        assert torch.equal(value, before[key]), key
+
+
+def test_batch_norm_folded_swaps_the_encoder_for_the_block_only(tiny):
+    poses = torch.randn(2, 7, 69, 3)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    original = tiny.pose_encoder
+    with torch.no_grad():
+        plain = tiny.pose_embeddings(poses, mask)
+        with tiny.batch_norm_folded():
+            assert tiny.pose_encoder is not original and tiny.pose_encoder.batch_norm_is_folded
+            with tiny.batch_norm_folded():  # nesting keeps the folded copy
+                folded = tiny.pose_embeddings(poses, mask)
+    assert tiny.pose_encoder is original and not original.batch_norm_is_folded
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-6)
+    tiny.train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        with tiny.batch_norm_folded():
+            pass
+    assert tiny.pose_encoder is original

@@ -98,10 +98,13 @@ class IGResult:
 
 @contextlib.contextmanager
 def frozen_eval(modules: Sequence[nn.Module]) -> Iterator[None]:
-    """Eval mode and `requires_grad=False` on every parameter for the block, then restored.
+    """Eval mode and `requires_grad=False` on every parameter for the block, then restored;
+    modules that offer `batch_norm_folded()` (`nmmfast.model.UniSignModel`) run with their batch
+    norms folded into the layers before them.
 
     Eval mode keeps rows independent (train-mode batch norm and dropout couple or perturb them);
-    frozen parameters keep autograd from saving what weight gradients would need.
+    frozen parameters keep autograd from saving what weight gradients would need; folded batch
+    norms compute the same function without their passes over the activations.
     """
     training = [(m, m.training) for root in modules for m in root.modules()]
     params = [p for root in modules for p in root.parameters() if p.requires_grad]
@@ -110,7 +113,11 @@ def frozen_eval(modules: Sequence[nn.Module]) -> Iterator[None]:
             module.training = False
         for p in params:
             p.requires_grad_(False)
-        yield
+        with contextlib.ExitStack() as folded:
+            for root in modules:
+                if callable(getattr(root, "batch_norm_folded", None)):
+                    folded.enter_context(root.batch_norm_folded())
+            yield
     finally:
         for module, was in training:
             module.training = was

@@ -9,6 +9,7 @@ and projected to the text model's width.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nmmfast.model.stgcn import STGCNChain, part_adjacency
+from nmmfast.model.stgcn import STGCNBlock, STGCNChain, part_adjacency
 
 __all__ = ["PART_ORDER", "PoseEncoder", "PoseEncoderConfig", "PoseGraph", "pose_graph_from_layout"]
 
@@ -132,6 +133,7 @@ class PoseEncoder(nn.Module):
         self.graph = graph
         self.config = config
         self.stop_gradient = True
+        self.batch_norm_is_folded = False
         width = config.spatial_channels[-1]
         if config.temporal_channels and config.temporal_channels[-1] != width:
             raise ValueError("PoseEncoder: the temporal chain must keep the spatial output width")
@@ -170,6 +172,21 @@ class PoseEncoder(nn.Module):
             yield
         finally:
             self.stop_gradient = previous
+
+    def folded_copy(self) -> PoseEncoder:
+        """An eval-mode copy with every batch norm folded into the layer before it: the same
+        function (equal up to rounding) without the batch norms' passes over the activations,
+        forward and backward. The copy owns its weights; this encoder is left untouched."""
+        if self.training:
+            raise RuntimeError("PoseEncoder.folded_copy: batch norms fold in eval mode only")
+        if self.batch_norm_is_folded:
+            return self
+        folded = copy.deepcopy(self)
+        for module in folded.modules():
+            if isinstance(module, STGCNBlock):
+                module.fold_batch_norm()
+        folded.batch_norm_is_folded = True
+        return folded
 
     def _part(self, poses: torch.Tensor, name: str) -> torch.Tensor:
         positions = self.graph.positions[name]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ChannelShift",
     "GraphConv",
     "STGCNBlock",
     "STGCNChain",
@@ -50,6 +51,31 @@ def batch_norm_channels_last(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
     return y.permute(0, 2, 3, 1)
 
 
+def batch_norm_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode batch norm as y = x·scale + shift per channel: (scale [C], shift [C])."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("batch norm without running statistics cannot be folded")
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.affine:
+        shift = shift + bn.bias
+    return scale, shift
+
+
+class ChannelShift(nn.Module):
+    """Adds a per-channel constant to x [N, C, ...]: what is left of an eval-mode batch norm
+    once its scale is folded into the layer before it."""
+
+    def __init__(self, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("shift", shift.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.shift.view(1, -1, *([1] * (x.dim() - 2))).to(x.dtype)
+
+
 class GraphConv(nn.Module):
     """Spatial graph convolution with a learnable adjacency, then BatchNorm and ReLU.
 
@@ -80,6 +106,17 @@ class GraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(batch_norm_channels_last(self.bn, self.aggregate(x)), inplace=True)
+
+    @torch.no_grad()
+    def fold_batch_norm(self) -> None:
+        """Eval only: scale the 1×1 conv by the batch norm's scale (it commutes with the
+        aggregation over joints) and keep only its shift, added after the aggregation (the
+        learnable adjacency's column sums differ per joint, so it cannot go into the conv bias)."""
+        scale, shift = batch_norm_affine(self.bn)
+        weight = self.conv.weight.view(self.kernels, self.out_channels, -1)
+        weight.mul_(scale.view(1, -1, 1).to(weight.dtype))
+        self.conv.bias.view(self.kernels, self.out_channels).mul_(scale.to(weight.dtype))
+        self.bn = ChannelShift(shift)
 
 
 class STGCNBlock(nn.Module):
@@ -126,6 +163,26 @@ class STGCNBlock(nn.Module):
             y = self.tcn_conv(y.permute(0, 3, 1, 2))  # channels_last view in and out
             y = self.tcn_bn(y).permute(0, 2, 3, 1)
         return F.relu(y + residual)
+
+    @torch.no_grad()
+    def fold_batch_norm(self) -> None:
+        """Eval only: fold every batch norm of the block into the layer before it (see
+        `PoseEncoder.batch_norm_folded`); forward values stay equal up to rounding."""
+        self.gcn.fold_batch_norm()
+        if self.temporal_kernel > 1:
+            _fold_into(self.tcn_conv, self.tcn_bn)
+            self.tcn_bn = nn.Identity()
+        if hasattr(self, "residual_conv"):
+            _fold_into(self.residual_conv, self.residual_bn)
+            self.residual_bn = nn.Identity()
+
+
+def _fold_into(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d) -> None:
+    """layer's output channels (dim 0 of its weight) followed by bn -> one affine layer."""
+    scale, shift = batch_norm_affine(bn)
+    weight = layer.weight
+    weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))).to(weight.dtype))
+    layer.bias.mul_(scale.to(weight.dtype)).add_(shift.to(weight.dtype))
 
 
 class STGCNChain(nn.Module):

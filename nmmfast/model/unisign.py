@@ -171,6 +171,18 @@ class UniSignModel(nn.Module):
         with self.pose_encoder.stop_gradient_lifted():
             yield
 
+    @contextlib.contextmanager
+    def batch_norm_folded(self) -> Iterator[None]:
+        """Within the block the pose encoder runs with its batch norms folded into the layers
+        before them (eval mode only; `PoseEncoder.folded_copy`): the same outputs up to rounding,
+        faster forward and backward. The model's own weights are untouched."""
+        original = self.pose_encoder
+        self.pose_encoder = original.folded_copy()
+        try:
+            yield
+        finally:
+            self.pose_encoder = original
+
     # ---- encoder side -----------------------------------------------------------------------
     def pose_embeddings(self, poses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """poses [B, T, J, 3] float, mask [B, T] bool -> [B, T, d_model] (after the projection)."""
