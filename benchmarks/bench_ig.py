@@ -2,9 +2,14 @@
 inputs, steps and quadrature, checked equal before timing.
 
     python benchmarks/bench_ig.py [--quick] [--device cpu|cuda] [--threads N] [--json out.json]
+                                  [--pose unisign | --run RUN]
 
 Model: the `tiny` config (Uni-Sign pose encoder with small widths + a 2+2-layer T5), or with
---pose unisign the Uni-Sign-sized pose encoder (5.3 M parameters) in front of the same small T5.
+--pose unisign the Uni-Sign-sized pose encoder (5.3 M parameters) in front of the same small T5,
+both randomly initialised on random poses; or with --run a trained run's best weights on the first
+test samples of its partition, with their reference texts as targets. A random `tiny` model's F
+barely depends on its input (its frame positions dominate the pose embeddings: F(x) − F(baseline)
+is ~1e-4 of F, at float32's resolution), so completeness figures need --run or --pose unisign.
 F(x) = Σ_t log p(y_t | y_<t, x) of a fixed target, teacher-forced; stop-gradients lifted for
 everyone. Rows: captum at its defaults (all steps of a sample in one batch), captum at its best
 `internal_batch_size`, ours at the same steps/method (rows per batch calibrated on the first
@@ -45,6 +50,22 @@ def make_model(pose: str, device: str):
     return model
 
 
+def from_run(run: str, n_samples: int, device: str):
+    """A trained run's best model, its first n test samples (poses) and their references."""
+    from nmmfast.data.dataset import Corpus, PoseDataset
+    from nmmfast.model import load_model
+
+    directory = Path(run)
+    meta = json.loads((directory / "run.json").read_text())
+    model = load_model(directory, directory / "best.pt").to(device).eval()
+    corpus = Corpus.open(meta["corpus"])
+    test = corpus.partition(meta["partition"])["test"][:n_samples]
+    dataset = PoseDataset(corpus, test, meta["task"], layout=model.config.layout,
+                          max_frames=model.config.max_frames)
+    xs = [dataset[i][1].to(device) for i in range(len(dataset))]
+    return model, xs, list(dataset.targets)
+
+
 def make_inputs(n_samples: int, min_len: int, max_len: int, device: str, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     lengths = torch.randint(min_len, max_len + 1, (n_samples,), generator=gen).tolist()
@@ -61,6 +82,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, < 60 s")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--pose", default="tiny", choices=["tiny", "unisign"])
+    parser.add_argument("--run", help="a trained run directory (its best.pt and test samples)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--samples", type=int)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -77,14 +99,19 @@ def main() -> None:
     n_samples = args.samples or (1 if quick else 6)
     min_len, max_len = (64, 64) if quick else (64, 128)
     repeats, warmup = (2, 1) if quick else (5, 2)
-    model = make_model(args.pose, device)
-    xs = make_inputs(n_samples, min_len, max_len, device)
-    ids = model.tokenize_targets([TEXTS[n % 2] for n in range(n_samples)])
+    if args.run:
+        model, xs, texts = from_run(args.run, n_samples, device)
+        n_samples = len(xs)
+    else:
+        model = make_model(args.pose, device)
+        xs = make_inputs(n_samples, min_len, max_len, device)
+        texts = [TEXTS[n % 2] for n in range(n_samples)]
+    ids = model.tokenize_targets(texts)
     results: dict[str, object] = {
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor()
         or platform.machine(),
         "threads": torch.get_num_threads(),
-        "model": model.config.name,
+        "model": model.config.name + (f" (trained: {args.run})" if args.run else ""),
         "samples": n_samples,
         "frames": [x.shape[0] for x in xs],
         "target_tokens": int((ids != model.pad_token_id).sum(1).max()),
@@ -122,24 +149,26 @@ def main() -> None:
                                  return_convergence_delta=delta)
 
     def bare_run(n_steps: int, method: str, rows: int):
-        """The same forward+backward passes, written plainly: no kernels, no sums, no deltas."""
+        """The same forward+backward passes (batch norms folded, as the engine runs them),
+        written plainly: no kernels, no sums, no deltas."""
         rule = quadrature(method, n_steps)
         alphas = rule.points.to(device, torch.float32)
         chunks = -(-n_steps // rows)
         bounds = [(c * n_steps) // chunks for c in range(chunks + 1)]
-        for n, x in enumerate(xs):
-            total = torch.zeros_like(x)
-            for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-                a = alphas[start:end].view(-1, 1, 1, 1)
-                scaled = (a * x).requires_grad_(True)
-                mask = torch.ones(scaled.shape[:2], dtype=torch.bool, device=device)
-                with torch.enable_grad():
-                    out = model.sequence_log_prob(scaled, mask, ids[n : n + 1].expand(
-                        scaled.shape[0], -1))
-                    (grad,) = torch.autograd.grad(out.sum(), scaled)
-                w = rule.weights[start:end].to(device, torch.float32)
-                total += (w.view(-1, 1, 1, 1) * grad).sum(0)
-            _ = total * x
+        with model.batch_norm_folded():
+            for n, x in enumerate(xs):
+                total = torch.zeros_like(x)
+                for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+                    a = alphas[start:end].view(-1, 1, 1, 1)
+                    scaled = (a * x).requires_grad_(True)
+                    mask = torch.ones(scaled.shape[:2], dtype=torch.bool, device=device)
+                    with torch.enable_grad():
+                        out = model.sequence_log_prob(scaled, mask, ids[n : n + 1].expand(
+                            scaled.shape[0], -1))
+                        (grad,) = torch.autograd.grad(out.sum(), scaled)
+                    w = rule.weights[start:end].to(device, torch.float32)
+                    total += (w.view(-1, 1, 1, 1) * grad).sum(0)
+                _ = total * x
 
     n_steps, method = 50, "gausslegendre"
     with model.stop_gradient_lifted():
