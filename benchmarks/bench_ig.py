@@ -7,9 +7,9 @@ inputs, steps and quadrature, checked equal before timing.
 Model: the `tiny` config (Uni-Sign pose encoder with small widths + a 2+2-layer T5), or with
 --pose unisign the Uni-Sign-sized pose encoder (5.3 M parameters) in front of the same small T5,
 both randomly initialised on random poses; or with --run a trained run's best weights on the first
-test samples of its partition, with their reference texts as targets. A random `tiny` model's F
-barely depends on its input (its frame positions dominate the pose embeddings: F(x) − F(baseline)
-is ~1e-4 of F, at float32's resolution), so completeness figures need --run or --pose unisign.
+test samples of its partition, with their reference texts as targets. Completeness figures
+describe real use only on a trained model (--run): a random `tiny` model's F barely depends on
+its input (its frame positions dominate its small pose embeddings).
 F(x) = Σ_t log p(y_t | y_<t, x) of a fixed target, teacher-forced; stop-gradients lifted for
 everyone. Rows: captum at its defaults (all steps of a sample in one batch), captum at its best
 `internal_batch_size`, ours at the same steps/method (rows per batch calibrated on the first

@@ -407,3 +407,14 @@ def test_batch_norm_folded_swaps_the_encoder_for_the_block_only(tiny):
         with tiny.batch_norm_folded():
             pass
     assert tiny.pose_encoder is original
+
+
+def test_projection_init_scale_is_a_config_setting(graph):
+    torch.manual_seed(0)
+    uni_sign = PoseEncoder(graph, SMALL, 64)
+    scaled = PoseEncoder(graph, dict_config(SMALL, projection_init_std=2.0), 64)
+    assert float(uni_sign.proj.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+    truncated = 2.0 * 0.88  # std of a normal truncated at ±2σ
+    assert float(scaled.proj.weight.detach().std()) == pytest.approx(truncated, rel=0.1)
+    assert float(scaled.proj.weight.detach().abs().max()) <= 4.0
+    assert float(scaled.input_proj["body"].weight.detach().std()) == pytest.approx(0.02, rel=0.3)

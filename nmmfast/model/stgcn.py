@@ -167,7 +167,7 @@ class STGCNBlock(nn.Module):
     @torch.no_grad()
     def fold_batch_norm(self) -> None:
         """Eval only: fold every batch norm of the block into the layer before it (see
-        `PoseEncoder.batch_norm_folded`); forward values stay equal up to rounding."""
+        `PoseEncoder.folded_copy`); forward values stay equal up to rounding."""
         self.gcn.fold_batch_norm()
         if self.temporal_kernel > 1:
             _fold_into(self.tcn_conv, self.tcn_bn)

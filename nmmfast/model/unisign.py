@@ -91,7 +91,9 @@ CONFIGS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         name="tiny",
         pose=PoseEncoderConfig(
-            embed_channels=16, spatial_channels=(16, 32, 32), temporal_channels=(32, 32)
+            embed_channels=16,
+            spatial_channels=(16, 32, 32),
+            temporal_channels=(32, 32),
         ),
         text={
             "d_model": 128,
