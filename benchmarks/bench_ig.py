@@ -53,11 +53,9 @@ def make_model(pose: str, device: str):
 def from_run(run: str, n_samples: int, device: str):
     """A trained run's best model, its first n test samples (poses) and their references."""
     from nmmfast.data.dataset import Corpus, PoseDataset
-    from nmmfast.model import load_model
+    from nmmfast.model import load_run
 
-    directory = Path(run)
-    meta = json.loads((directory / "run.json").read_text())
-    model = load_model(directory, directory / "best.pt").to(device).eval()
+    model, meta, _ = load_run(run, "best", device)
     corpus = Corpus.open(meta["corpus"])
     test = corpus.partition(meta["partition"])["test"][:n_samples]
     dataset = PoseDataset(corpus, test, meta["task"], layout=model.config.layout,

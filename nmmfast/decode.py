@@ -83,7 +83,7 @@ def predict(
 
     Batches hold samples of similar length (little padding); with the model's pad-invariant
     encoder the result does not depend on batch size. `encoder` replaces the PyTorch pose
-    encoder (e.g. `OnnxPoseEncoder`); it maps (poses, mask) to [B, T, d_model]. The PyTorch
+    encoder (e.g. `PoseEncoderSession`); it maps (poses, mask) to [B, T, d_model]. The PyTorch
     encoder runs with its batch norms folded where the model offers it (same outputs).
     """
     model.eval()
@@ -117,13 +117,6 @@ def predict(
     return predictions
 
 
-def _run_weights(run: Path, checkpoint: str) -> Path:
-    path = run / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {checkpoint!r} checkpoint in run {run}")
-    return path
-
-
 ENCODER_BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
@@ -149,13 +142,11 @@ def decode(
     the pose encoder from `onnx_model` (default RUN/pose_encoder.onnx, made by
     tools/export_onnx.py); the text model stays in PyTorch.
     """
-    from nmmfast.model import load_model
+    from nmmfast.model import load_run
 
     run = Path(run)
-    meta = json.loads((run / "run.json").read_text())
+    model, meta, device = load_run(run, checkpoint, device)
     task = meta["task"]
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(run, weights=_run_weights(run, checkpoint)).to(device)
     if encoder_backend not in ENCODER_BACKENDS:
         raise ValueError(
             f"encoder_backend must be one of {ENCODER_BACKENDS}, got {encoder_backend!r}"

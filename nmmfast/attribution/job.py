@@ -372,15 +372,9 @@ def attribute_partition(
     **options: Any,
 ) -> dict[str, Any]:
     """`run_attribution` with a training run's weights (RUN/best.pt or last.pt) and task."""
-    from nmmfast.model import load_model
+    from nmmfast.model import load_run
 
-    run = Path(run)
-    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    weights = run / f"{checkpoint}.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: no {checkpoint!r} checkpoint in run {run}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(run, weights=weights).to(device)
+    model, meta, device = load_run(run, checkpoint, device)
     extra = {"run": str(run), "checkpoint": checkpoint, "device": device}
     return run_attribution(
         model, corpus, partition, out, task=meta["task"], extra_settings=extra, **options

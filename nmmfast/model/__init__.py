@@ -1,7 +1,7 @@
 """The Uni-Sign pose→text model: ST-GCN pose encoder, prompt, T5/mT5; configs and checkpoints.
 
-Entry points: `build_model`, `load_model`/`save_model`, `load_unisign_checkpoint`, `CONFIGS`,
-`WordTokenizer` (the `tiny` config's vocabulary).
+Entry points: `build_model`, `load_model`/`save_model`, `load_run`, `load_unisign_checkpoint`,
+`CONFIGS`, `WordTokenizer` (the `tiny` config's vocabulary).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from nmmfast.model.unisign import (
     UniSignModel,
     build_model,
     load_model,
+    load_run,
     save_model,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "WordTokenizer",
     "build_model",
     "load_model",
+    "load_run",
     "load_unisign_checkpoint",
     "map_unisign_key",
     "pose_graph_from_layout",

@@ -459,3 +459,18 @@ def load_model(
     model.load_state_dict(state)
     model.eval()
     return model
+
+
+def load_run(
+    run: str | os.PathLike, checkpoint: str = "best", device: str | None = None
+) -> tuple[UniSignModel, dict[str, Any], str]:
+    """A training run's model with its `checkpoint` weights (best or last) on `device` (default:
+    CUDA where available), the run's arguments (run.json: corpus, partition, task, ...) and the
+    device chosen."""
+    run = Path(run)
+    weights = run / f"{checkpoint}.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no {checkpoint!r} checkpoint in run {run}")
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_model(run, weights=weights).to(device), meta, device

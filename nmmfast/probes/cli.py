@@ -131,19 +131,15 @@ def _file_digest(path: Path) -> str:
 
 def _load_run(args: argparse.Namespace) -> tuple[Any, str, str]:
     """(model on its device, task, device) of --run."""
-    import torch
-
-    from nmmfast.model import load_model
+    from nmmfast.model import load_run
 
     if not args.run:
         raise SystemExit(f"nmmfast probe {args.probe}: needs --run RUN_DIR (a training run)")
-    run = Path(args.run)
-    weights = run / f"{args.checkpoint}.pt"
-    if not weights.is_file():
-        raise SystemExit(f"nmmfast probe: {weights}: no {args.checkpoint!r} checkpoint in {run}")
-    task = json.loads((run / "run.json").read_text()).get("task", "slt")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return load_model(run, weights=weights).to(device), task, device
+    try:
+        model, meta, device = load_run(args.run, args.checkpoint, args.device)
+    except FileNotFoundError as error:
+        raise SystemExit(f"nmmfast probe: {error}") from None
+    return model, meta.get("task", "slt"), device
 
 
 def run_cli(args: argparse.Namespace) -> int:
