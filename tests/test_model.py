@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nmmfast.model import (
+    CONFIGS,
     PoseEncoder,
     PoseEncoderConfig,
     WordTokenizer,
@@ -333,7 +334,6 @@ def test_bad_inputs_are_named(tiny):
 def test_sinusoidal_pose_positions_are_added_to_the_pose_embeddings(tokenizer):
     from dataclasses import replace
 
-    from nmmfast.model import CONFIGS
     from nmmfast.model.unisign import sinusoidal_positions
 
     torch.manual_seed(0)
@@ -418,3 +418,4 @@ def test_projection_init_scale_is_a_config_setting(graph):
     assert float(scaled.proj.weight.detach().std()) == pytest.approx(truncated, rel=0.1)
     assert float(scaled.proj.weight.detach().abs().max()) <= 4.0
     assert float(scaled.input_proj["body"].weight.detach().std()) == pytest.approx(0.02, rel=0.3)
+    assert CONFIGS["unisign-base"].pose.projection_init_std is None  # Uni-Sign's own init

@@ -105,7 +105,10 @@ class GraphConv(nn.Module):
         return y.view(n, t, v, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(batch_norm_channels_last(self.bn, self.aggregate(x)), inplace=True)
+        # ReLU in place on the batch norm's own output, before the permute back: in place on
+        # the permuted view, autograd would copy the whole activation back in the backward.
+        y = self.bn(self.aggregate(x).permute(0, 3, 1, 2))
+        return F.relu(y, inplace=True).permute(0, 2, 3, 1)
 
     @torch.no_grad()
     def fold_batch_norm(self) -> None:

@@ -94,6 +94,7 @@ CONFIGS: dict[str, ModelConfig] = {
             embed_channels=16,
             spatial_channels=(16, 32, 32),
             temporal_channels=(32, 32),
+            projection_init_std=1.0,
         ),
         text={
             "d_model": 128,
