@@ -78,6 +78,24 @@ def check_equal(ours, port, poses, mask, targets) -> float:
     return worst
 
 
+def step_flops(model, poses, mask, targets) -> int:
+    """FLOPs of one forward + backward (GEMMs and convolutions, as torch counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(poses, mask, targets).backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def gemm_peak(size: int = 4096, inner: int = 1280, width: int = 256, repeats: int = 10) -> float:
+    """fp32 FLOP/s of one large matmul on the current threads: the arithmetic ceiling."""
+    a, b = torch.randn(size, inner), torch.randn(inner, width)
+    seconds = timeit(lambda: a @ b, warmup=2, repeats=repeats)
+    return 2 * size * inner * width / seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -147,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in rates.items():
         if name != "port (einsum GCN), fp32":
             print(f"  {name} / port fp32 = {rate / base:.2f}x")
+    # Both models do the same arithmetic: at the GEMM peak with nothing else costing time, a
+    # step could not beat flops / peak, which bounds any fp32 speed-up over the port.
+    flops = step_flops(ours, poses, mask, targets)
+    if flops != step_flops(port, poses, mask, targets):
+        print("note: the two models count different FLOPs")
+    peak = gemm_peak()
+    floor = flops / peak
+    print(
+        f"fp32 arithmetic: {flops / 1e9:.1f} GFLOP per step, GEMM peak {peak / 1e9:.0f} GFLOP/s "
+        f"-> at least {floor * 1e3:.0f} ms/step, at most {args.batch / base / floor:.2f}x the port"
+    )
     if args.json:
         summary = [
             {
