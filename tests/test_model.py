@@ -157,6 +157,30 @@ def test_fast_gcn_matches_the_einsum_formulation():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def _backward_nodes(tensor: torch.Tensor) -> set[str]:
+    seen, names, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_gcn_backward_copies_no_activation_back(train):
+    """The ReLU runs in place on the batch norm's output: on a permuted view of it, autograd
+    would add a CopySlices node that copies the whole activation back in every backward."""
+    gcn = GraphConv(6, 7, part_adjacency(5, [(0, 1), (1, 2)])).train(train)
+    x = torch.randn(3, 4, 5, 6, requires_grad=True)
+    y = gcn(x)
+    assert "CopySlices" not in _backward_nodes(y)
+    expected = torch.relu(gcn.bn(gcn.aggregate(x).permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+    torch.testing.assert_close(y, expected)
+
+
 def test_part_adjacency_is_column_normalised():
     adjacency = part_adjacency(3, [(0, 1), (1, 2)])
     assert adjacency.shape == (2, 3, 3)
