@@ -125,10 +125,7 @@ class PoseEncoderConfig:
     # Std of the final 1024→d_model projection's init; None keeps Uni-Sign's 0.02 (right for a
     # pretrained mT5). A small T5 trained from scratch, with unit-scale prompt embeddings and
     # frame positions, starts its pose embeddings ~250× below both at 0.02 and spends its first
-    # epochs growing them (SynNMM control CSLR, 5 epochs: test WER 39.9 at 0.02, 27.6 at 1.0,
-    # 21.6 at 2.0). `tiny` uses 1.0: at 2.0 the planted-truth model of tests/test_planted_nmm.py
-    # gives the other tokens nearly the question tokens' face+head share (0.39 vs 0.45; 0.36 vs
-    # 0.58 at 1.0) and the check fails.
+    # epochs growing them.
     projection_init_std: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
