@@ -47,8 +47,12 @@ class DemoSettings:
     partitions: tuple[str, ...] = PARTITIONS
     tasks: tuple[str, ...] = TASKS
     attribution_samples: int = 24  # test samples attributed per partition x task
-    ig_steps: int = 16
-    ig_method: str = "gausslegendre"
+    # Simpson panels bisected where completeness fails, per sample, until |delta| <= 1 % of
+    # |F(x) - F(b)| (at most `ig_max_steps` points)
+    ig_method: str = "simpson"
+    ig_steps: int = 5
+    ig_tolerance: float | None = 0.01
+    ig_max_steps: int = 129
     probe_samples: int = 80  # control test samples in the counterfactual probe
 
     @classmethod
@@ -63,7 +67,8 @@ class DemoSettings:
             dev_epochs=1,
             beam=1,
             attribution_samples=8,
-            ig_steps=8,
+            ig_steps=9,
+            ig_tolerance=None,
             probe_samples=24,
         )
 
@@ -373,6 +378,8 @@ class Study:
                 out,
                 method=self.settings.ig_method,
                 n_steps=self.settings.ig_steps,
+                tolerance=self.settings.ig_tolerance,
+                max_steps=self.settings.ig_max_steps,
                 max_samples=self.settings.attribution_samples,
                 num_beams=self.settings.beam,
                 max_new_tokens=self.settings.max_new_tokens,
@@ -516,7 +523,10 @@ def summary_text(dirs: StudyDir, report: Path) -> str:
         for task, key, label in (("cslr", "wer", "CSLR WER"), ("slt", "bleu4", "SLT BLEU-4")):
             path = dirs.metrics(partition, task)
             if path.is_file():
-                parts.append(f"{label} {read_json(path)['scores'][key]:.1f}")
+                scores = read_json(path)["scores"]
+                parts.append(f"{label} {scores[key]:.1f}")
+                if scores.get("question_marking") is not None:
+                    parts.append(f"questions marked right {100 * scores['question_marking']:.1f}%")
             shares = dirs.attribution(partition, task) / "summary.json"
             if shares.is_file():
                 region = read_json(shares)["region_shares"]

@@ -1,5 +1,6 @@
 """The study's scores for decoded predictions, per task: WER (jiwer, and Uni-Sign's 3/3/4-cost
-variant), BLEU-1…4 (sacrebleu, 13a), exact match, previously-seen rate, unigram overlap and F1.
+variant), BLEU-1…4 (sacrebleu, 13a), exact match, previously-seen rate, unigram overlap and F1,
+and question marking (whether a translation is a question exactly when its reference is).
 Each report carries a signature of the settings that move its numbers; `format_table2` lays
 reports out as the reference study's Table 2 (Markdown or CSV).
 """
@@ -29,6 +30,7 @@ __all__ = [
     "ScoreReport",
     "compute_scores",
     "format_table2",
+    "is_question",
     "normalize_text",
     "score",
     "unisign_edit_counts",
@@ -347,6 +349,38 @@ class UnigramF1(Metric):
         return total / corpus.n
 
 
+QUESTION_MARKS = ("?", "？", "؟")  # Latin, full-width (CJK), Arabic
+
+
+def is_question(text: str) -> bool:
+    """Whether a sentence is marked as a question: it ends with a question mark."""
+    return text.rstrip().endswith(QUESTION_MARKS)
+
+
+class QuestionMarking(Metric):
+    """Share (0-1) of predictions that are questions exactly when their references are.
+
+    Yes/no questions are carried by non-manual markers (brow raise, head tilt) and leave the
+    manual glosses unchanged, so this is how often a translation model reads them. None when no
+    reference is a question (gloss targets, or a test set without questions): there is nothing
+    to read.
+    """
+
+    name = "question_marking"
+    percent = False
+    higher_is_better = True
+
+    def _compute(self, corpus: _Corpus) -> float | None:
+        asked = [is_question(r) for r in corpus.references]
+        if not any(asked):
+            return None
+        hits = sum(is_question(h) == a for h, a in zip(corpus.hypotheses, asked, strict=True))
+        return hits / corpus.n
+
+    def signature_fields(self) -> dict[str, str]:
+        return {"question": "ends" + "".join(QUESTION_MARKS)}
+
+
 def _default_metrics() -> list[Metric]:
     return [
         WordErrorRate(),
@@ -356,6 +390,7 @@ def _default_metrics() -> list[Metric]:
         SeenRate(),
         UnigramOverlap(),
         UnigramF1(),
+        QuestionMarking(),
     ]
 
 
@@ -480,7 +515,8 @@ def score(
     Returns:
         `wer`, `wer_unisign` (%, may exceed 100), `bleu1`…`bleu4` (0-100, cumulative: BLEU with
         max n-gram order n), `exact_match`, `seen_rate` (None without train_targets),
-        `unigram_overlap`, `unigram_f1` (0-1), `n`, `n_empty_predictions`, `signature`.
+        `unigram_overlap`, `unigram_f1`, `question_marking` (0-1; None when no reference is a
+        question), `n`, `n_empty_predictions`, `signature`.
 
     Raises:
         ValueError: lengths differ (both are named), nothing to score, a None reference, an
@@ -579,6 +615,7 @@ _TITLES = {
     "seen_rate": "seen rate",
     "unigram_overlap": "unigram overlap",
     "unigram_f1": "unigram F1",
+    "question_marking": "question marking",
     "n": "n",
 }
 

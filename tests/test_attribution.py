@@ -87,7 +87,9 @@ def test_quadrature_is_captums(method: str, n_steps: int) -> None:
     assert rule.weights.tolist() == step_sizes(n_steps)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "riemann_trapezoid"])
+@pytest.mark.parametrize(
+    "method", [m for m in METHODS if m not in ("riemann_trapezoid", "simpson")]
+)
 @pytest.mark.parametrize("n_steps", [2, 5])
 def test_refine_reproduces_the_finer_rule(method: str, n_steps: int) -> None:
     coarse = quadrature(method, n_steps)
@@ -101,6 +103,20 @@ def test_refine_reproduces_the_finer_rule(method: str, n_steps: int) -> None:
     order = points.argsort()
     torch.testing.assert_close(points[order], finer.points, atol=1e-7, rtol=0)
     torch.testing.assert_close(weights[order], finer.weights)
+
+
+def test_simpson_rule_is_exact_for_cubics_and_needs_odd_steps() -> None:
+    rule = quadrature("simpson", 7)
+    assert rule.points.tolist() == pytest.approx([k / 6 for k in range(7)])
+    assert rule.weights.tolist() == pytest.approx([w / 18 for w in (1, 4, 2, 4, 2, 4, 1)])
+    for power in range(4):
+        assert float((rule.weights * rule.points**power).sum()) == pytest.approx(1 / (power + 1))
+    with pytest.raises(ValueError, match="odd"):
+        quadrature("simpson", 6)
+    with pytest.raises(ValueError, match=">= 3"):
+        quadrature("simpson", 1)
+    with pytest.raises(ValueError, match="panel"):
+        refine("simpson", 5)
 
 
 def test_trapezoid_differs_from_captums_only_in_weights() -> None:
@@ -245,6 +261,72 @@ def test_adaptive_respects_max_steps() -> None:
         ragged([3]), n_steps=2, method="gausslegendre", tolerance=1e-14, max_steps=8
     )
     assert int(res.n_steps[0]) == 8 and not bool(res.converged[0])
+
+
+def _sharp_transition(weight: torch.Tensor, steepness: float, centre: float):
+    """F(x) = σ(k·(Σ w·x − c)) per row: a function of one linear form, so IG is exact and known
+    (attribution ∝ w·(x − b)), and along the path F jumps in a narrow stretch of α."""
+
+    def forward(x, mask, rows):
+        return torch.sigmoid(steepness * ((x * weight).sum(dim=(1, 2, 3)) - centre))
+
+    def exact(x: torch.Tensor) -> torch.Tensor:
+        form = float((x * weight).sum())
+        total = forward(x[None], None, None) - forward(torch.zeros_like(x)[None], None, None)
+        return weight * x / form * total
+
+    return forward, exact
+
+
+def test_panels_refine_where_the_path_jumps() -> None:
+    x = lcg(11, (6, 5, 3)).abs() + 0.1
+    weight = lcg(12, (6, 5, 3)).abs() + 0.1
+    form = float((x * weight).sum())
+    # the jump sits at α = 0.63 of the path and is ~1/60 of it wide
+    forward, exact = _sharp_transition(weight, 60.0 / form, 0.63 * form)
+    ig = IntegratedGradients(forward)
+    res = ig.attribute([x], n_steps=9, method="simpson", tolerance=1e-4, batch_rows=5)
+    assert bool(res.converged[0]) and float(res.relative_delta[0]) <= 1e-4
+    torch.testing.assert_close(res.attributions[0], exact(x), rtol=2e-3, atol=1e-9)
+    assert float(res.f_input[0]) == pytest.approx(float(forward(x[None], None, None)))
+    assert float(res.total[0]) == pytest.approx(float(res.attributions[0].sum()), rel=1e-12)
+    # the same number of points spread evenly (Simpson) or as one Gauss–Legendre rule is far
+    # less complete
+    steps = int(res.n_steps[0])
+    uniform = ig.attribute([x], n_steps=steps, method="simpson")
+    assert float(uniform.relative_delta[0]) > 100 * float(res.relative_delta[0])
+    flat = ig.attribute([x], n_steps=steps, method="gausslegendre")
+    assert float(flat.relative_delta[0]) > 10 * float(res.relative_delta[0])
+    # bisecting keeps every node: the gradient rows are the final rule's points, no more
+    assert res.stats["grad_rows"] == steps and res.stats["forward_only_rows"] == 0
+
+
+def test_panels_stop_at_once_on_a_linear_path() -> None:
+    weight = lcg(13, (4, 7, 3))
+
+    def forward(x, mask, rows):
+        return (x * weight).sum(dim=(1, 2, 3))
+
+    xs = ragged([4, 4], seed=5)
+    res = IntegratedGradients(forward).attribute(xs, n_steps=5, method="simpson", tolerance=1e-9)
+    assert res.n_steps.tolist() == [5, 5] and bool(res.converged.all())
+    assert res.stats["grad_rows"] == 10
+    for n, x in enumerate(xs):
+        torch.testing.assert_close(res.attributions[n], weight * x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 16])
+def test_panels_do_not_depend_on_batching(batch_rows: int) -> None:
+    model = PoolModel(7, 3, seed=6)
+    xs = ragged([6, 3, 9], seed=9)
+    ig = engine(model, region_of_joint=[0, 0, 1, 1, 1, 2, 2])
+    ref = ig.attribute(xs, n_steps=5, method="simpson", tolerance=1e-5, batch_rows=8)
+    res = ig.attribute(xs, n_steps=5, method="simpson", tolerance=1e-5, batch_rows=batch_rows)
+    assert res.n_steps.tolist() == ref.n_steps.tolist()
+    for a, b in zip(res.attributions, ref.attributions, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(res.region.abs, ref.region.abs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(res.delta, ref.delta, rtol=1e-8, atol=1e-12)
 
 
 # ---- batching -----------------------------------------------------------------------------------
@@ -402,7 +484,7 @@ def _sum_forward(x, mask, rows):
         ({"inputs": [torch.zeros(0, 7, 3)]}, ValueError, r"inputs\[0\] has zero frames"),
         ({"inputs": torch.zeros(7, 3)}, ValueError, "inputs must be"),
         ({"inputs": []}, ValueError, "no samples"),
-        ({"method": "simpson"}, ValueError, "method must be one of"),
+        ({"method": "romberg"}, ValueError, "method must be one of"),
         ({"n_steps": 1, "method": "riemann_left"}, ValueError, "n_steps must be >= 2"),
         ({"batch_rows": 0}, ValueError, "batch_rows"),
         ({"batch_rows": 4, "internal_batch_size": 8}, ValueError, "same setting"),

@@ -83,6 +83,19 @@ def test_job_resumes_and_shards_match_one_process(model, corpus, tmp_path) -> No
     assert sample["tokens"][-1] == "</s>" and sample["reference"]
 
 
+def test_adaptive_simpson_job_meets_its_tolerance(model, corpus, tmp_path) -> None:
+    options = dict(OPTIONS, method="simpson", n_steps=5, tolerance=0.02, max_steps=257)
+    result = run_attribution(model, corpus, "control", tmp_path, **options)
+    assert result["batch_rows"] in (4, 8, 16, 32)  # calibrated with an odd Simpson step count
+    samples = load_samples(tmp_path)
+    assert all(bool(s["converged"]) for s in samples)
+    assert result["summary"]["converged"] == len(samples)
+    for sample in samples:
+        gap = abs(float(sample["f_input"]) - float(sample["f_baseline"]))
+        assert abs(float(sample["delta"])) <= 0.02 * gap
+        assert int(sample["n_steps"]) % 2 == 1 and int(sample["n_steps"]) >= 5
+
+
 def test_job_refuses_other_settings_in_the_same_directory(model, corpus, tmp_path) -> None:
     run_attribution(model, corpus, "control", tmp_path, limit=1, **OPTIONS)
     changed = dict(OPTIONS, n_steps=4)

@@ -232,6 +232,28 @@ def test_unigram_f1_both_empty_counts_as_one():
     assert result["unigram_overlap"] == pytest.approx(0.5)  # the empty pair shares no word
 
 
+def test_question_marking_hand_computed():
+    references = ["does he go home ?", "he goes home .", "does she read ?", "she reads ."]
+    hypotheses = ["does he go home ?", "does he go home ?", "she reads .", None]
+    # right: 1 (question kept) and 4 (statement kept; an empty prediction is no question);
+    # wrong: 2 (statement made a question), 3 (question lost)
+    result = score(hypotheses, references, task="slt")
+    assert result["question_marking"] == pytest.approx(2 / 4)
+    assert "question:ends?" in result["signature"]
+
+
+def test_question_marking_reads_other_scripts_and_trailing_space():
+    references = ["هل تذهب؟", "你去吗？", "a ? "]
+    assert score(references, references, task="slt")["question_marking"] == pytest.approx(1.0)
+    flipped = ["هل تذهب.", "你去吗。", "a ."]
+    assert score(flipped, references, task="slt")["question_marking"] == pytest.approx(0.0)
+
+
+def test_question_marking_is_none_without_questions_to_read():
+    assert score(["A B ?"], ["A C"], task="cslr")["question_marking"] is None
+    assert score(["he goes ."], ["he goes ."], task="slt")["question_marking"] is None
+
+
 def test_seen_rate_is_none_without_training_targets():
     assert score(["a"], ["a"], task="slt")["seen_rate"] is None
 

@@ -28,6 +28,7 @@ def fake_scores(wer: float, bleu4: float) -> dict:
         "seen_rate": 0.9,
         "unigram_overlap": 0.95,
         "unigram_f1": 0.7,
+        "question_marking": 0.8,
         "n": 20,
         "signature": "task:x|nmmfast:test",
     }
@@ -62,6 +63,7 @@ def test_report_is_self_contained_with_tables(study: StudyDir) -> None:
         rows = list(csv.DictReader(handle))
     assert [r["partition"] for r in rows] == ["control", "signer-independent", "unseen sentences"]
     assert float(rows[1]["CSLR WER ↓"]) == 40.0
+    assert float(rows[0]["SLT question marking (%) ↑"]) == pytest.approx(80.0)
     assert "task:x|nmmfast:test" in page
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from nmmfast.attribution.panels import refine_panels
 from nmmfast.attribution.quadrature import METHODS, Rule, quadrature, refine
 from nmmfast.kernels import ig_reduce, ig_scale
 
@@ -241,8 +242,11 @@ class IntegratedGradients:
             memory_budget: bytes a batch may use on CUDA (default half the free memory).
             return_convergence_delta: evaluate F(x) and F(baseline) (free when the rule has
                 α = 0 and 1, else two forward-only rows per sample packed with the others).
-            tolerance: adaptive steps: refine each sample's rule (`quadrature.refine`) until
-                |delta| <= tolerance * |F(x) − F(b)| or `max_steps` is reached.
+            tolerance: adaptive steps, per sample, until |delta| <= tolerance * |F(x) − F(b)|
+                or `max_steps` points are in use. `simpson` (the one to choose): the panels
+                with the largest completeness defect are bisected, every point is kept
+                (`nmmfast.attribution.panels`). The other rules: the whole rule refined
+                (`quadrature.refine`; Gauss–Legendre doubles and starts afresh).
             out_dtype: dtype of the scaled batch fed to the model (default the inputs').
             per_output: forward_func returns [B, K] and each of the K outputs is attributed on
                 its own (one forward per step point, K backwards, batched with vmap where the
@@ -268,7 +272,8 @@ class IntegratedGradients:
             raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
         rule = quadrature(method, n_steps)  # validates n_steps
         if tolerance is not None:
-            refine(method, n_steps)  # refuses rules that cannot converge
+            if method != "simpson":  # simpson refines by panels
+                refine(method, n_steps)  # refuses rules that cannot converge
             if max_steps < n_steps:
                 raise ValueError(f"max_steps={max_steps} is below n_steps={n_steps}")
             if per_output:
@@ -356,12 +361,25 @@ class IntegratedGradients:
         )
         n_used = torch.full((n_samples,), rule.points.numel(), dtype=torch.int64)
         active = list(range(n_samples))  # sorted positions
-        run.round(active, rule, keep=0.0, endpoints=endpoints)
+        converged = torch.ones(n_samples, dtype=torch.bool)
+        by_panels = tolerance is not None and method == "simpson"
+        if by_panels:
+            used, met = refine_panels(
+                run,
+                active,
+                start_steps=rule.points.numel(),
+                tolerance=tolerance,
+                max_steps=max_steps,
+            )
+            for i in active:
+                n_used[run.order[i]] = used[i]
+                converged[run.order[i]] = met[i]
+        else:
+            run.round(active, rule, keep=0.0, endpoints=endpoints)
         f_input, f_baseline = run.f_values()
         sums = run.sums()
-        converged = torch.ones(n_samples, dtype=torch.bool)
         steps = rule.points.numel()
-        if tolerance is not None:
+        if tolerance is not None and not by_panels:
             while True:
                 delta = sums.total - (f_input - f_baseline)
                 gap = (f_input - f_baseline).abs()
@@ -619,6 +637,95 @@ class _Run:
             if hit.numel():
                 for k, i in enumerate(group):
                     store[i] = values[k, int(hit[0])]
+
+    # ---- panels (`nmmfast.attribution.panels`) --------------------------------------------------
+    def point_values(
+        self, requests: dict[int, list[float]]
+    ) -> dict[int, tuple[list[float], list[float], list[torch.Tensor]]]:
+        """Each sample at its own points (sorted position -> α list): F, dF/dα and
+        ∂F/∂x·(x − b) [K, T, J, C] per point. Rows of samples of similar length share batches."""
+        s = self.s
+        rows = [(i, alpha) for i in sorted(requests) for alpha in requests[i]]
+        found: dict[int, tuple[list, list, list]] = {i: ([], [], []) for i in requests}
+        one = torch.ones(1, dtype=torch.float64)
+        start = 0
+        while start < len(rows):
+            longest = self._length(rows[start][0])
+            cap = self._rows_for(longest)
+            end = start + 1
+            while (
+                end < len(rows)
+                and end - start < cap
+                and self._length(rows[end][0]) >= BUCKET_RATIO * longest
+            ):
+                end += 1
+            segments: list[tuple[int, list[float]]] = []
+            for i, alpha in rows[start:end]:
+                if segments and segments[-1][0] == i:
+                    segments[-1][1].append(alpha)
+                else:
+                    segments.append((i, [alpha]))
+            parts = []
+            for i, alphas in segments:
+                a, b = s.offsets[i], s.offsets[i + 1]
+                parts.append(
+                    ig_scale(
+                        s.packed[a:b],
+                        [0, b - a],
+                        torch.tensor(alphas, dtype=torch.float64),
+                        _slice_baseline(s.baseline, a, b),
+                        t_max=longest,
+                        out_dtype=self.out_dtype,
+                        check_finite=False,
+                    )
+                )
+            scaled = torch.cat([part[0] for part in parts]) if len(parts) > 1 else parts[0][0]
+            mask = torch.cat([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
+            row_ids = torch.tensor([self.order[i] for i, _ in rows[start:end]], dtype=torch.int64)
+            self.stats["batches"] += 1
+            self.stats["grad_rows"] += end - start
+            scaled.requires_grad_(True)
+            with torch.enable_grad():
+                out = self._call(scaled, mask, row_ids.to(s.device, non_blocking=True))
+                (grad,) = self._gradients(out, scaled)
+            self._allocate(out)
+            slopes = []
+            row = 0
+            for i, alphas in segments:
+                a, b = s.offsets[i], s.offsets[i + 1]
+                for _ in alphas:
+                    red = ig_reduce(
+                        grad[row : row + 1],
+                        s.packed[a:b],
+                        [0, b - a],
+                        one,
+                        _slice_baseline(s.baseline, a, b),
+                        region_of_joint=self.regions_host,
+                        n_regions=self.n_regions,
+                    )
+                    found[i][2].append(red.attributions[None])
+                    slopes.append(red.total[0])
+                    row += 1
+            # one host copy per batch: F and dF/dα of every row
+            host = torch.stack([out.detach().double(), torch.stack(slopes).double()]).cpu()
+            row = 0
+            for i, alphas in segments:
+                found[i][0].extend(host[0, row : row + len(alphas)].tolist())
+                found[i][1].extend(host[1, row : row + len(alphas)].tolist())
+                row += len(alphas)
+            start = end
+        return found
+
+    def set_result(
+        self, i: int, attributions: torch.Tensor, *, f_input: float, f_baseline: float
+    ) -> None:
+        """Sample i's attributions [K, T, J, C] and F values, computed outside `round`."""
+        a, b = self.s.offsets[i], self.s.offsets[i + 1]
+        self.attr[:, a:b] = attributions
+        self.kernel_sums.pop(i, None)
+        like = dict(dtype=torch.float64, device=self.s.device)
+        self.f_in[i] = torch.tensor([f_input], **like)
+        self.f_base[i] = torch.tensor([f_baseline], **like)
 
     def _allocate(self, out: torch.Tensor) -> None:
         outputs = out.shape[1] if self.per_output else 1

@@ -185,10 +185,11 @@ def run_attribution(
         # CPUs: the fastest batch is small and model dependent; a few seconds of calibration
         # on the longest pending sample pay off over the job
         _, longest, text = dataset[pending[0]]
+        steps = min(n_steps, 16)
         batch_rows = attributor.calibrate(
             longest,
             None if target == "decoded" else text,
-            n_steps=min(n_steps, 16),
+            n_steps=steps + 1 if method == "simpson" and steps % 2 == 0 else steps,
             method=method,
             per_token=per_token,
         )
@@ -396,7 +397,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="gausslegendre", choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=50, help="step points (start, if adaptive)")
     parser.add_argument(
-        "--tolerance", type=float, help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)|"
+        "--tolerance",
+        type=float,
+        help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)| "
+        "(best with --method simpson --steps 5: bisects the panels that need it)",
     )
     parser.add_argument("--max-steps", type=int, default=512)
     parser.add_argument(

@@ -20,6 +20,7 @@ METHODS: tuple[str, ...] = (
     "riemann_middle",
     "riemann_trapezoid",
     "trapezoid",
+    "simpson",
 )
 # Methods whose rule reproduces captum's (same names, same points and weights).
 CAPTUM_METHODS: tuple[str, ...] = METHODS[:5]
@@ -50,9 +51,11 @@ def _check(method: str, n_steps: int) -> None:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
         raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}")
-    least = 1 if method == "gausslegendre" else 2
+    least = {"gausslegendre": 1, "simpson": 3}.get(method, 2)
     if n_steps < least:
         raise ValueError(f"n_steps must be >= {least} for method {method!r}, got {n_steps}")
+    if method == "simpson" and n_steps % 2 == 0:
+        raise ValueError(f"method 'simpson' needs an odd n_steps (2 per panel + 1), got {n_steps}")
 
 
 def quadrature(method: str, n_steps: int) -> Rule:
@@ -64,10 +67,18 @@ def quadrature(method: str, n_steps: int) -> Rule:
     1−1/(2n), riemann_trapezoid: 0 … 1). Note that captum's `riemann_trapezoid` weights sum to
     (n−1)/n, not 1 (its ends are halved but the inner weights stay 1/n); `trapezoid` is the
     true trapezoid rule on the same points (inner weights 1/(n−1)), exact for linear paths.
+    `simpson`: composite Simpson on n (odd) equally spaced points 0 … 1, weights h/3 × (1, 4, 2,
+    4, …, 2, 4, 1), exact for cubics on every panel; with a tolerance its panels are bisected
+    where they need it (`nmmfast.attribution.panels`).
     Points and weights are returned as float64 tensors.
     """
     _check(method, n_steps)
     n = int(n_steps)
+    if method == "simpson":
+        weights = torch.full((n,), 2.0, dtype=torch.float64)
+        weights[1::2] = 4.0
+        weights[0] = weights[-1] = 1.0
+        return Rule(torch.linspace(0, 1, n, dtype=torch.float64), weights / (3 * (n - 1)))
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)
         return Rule(
@@ -94,7 +105,8 @@ def quadrature(method: str, n_steps: int) -> Rule:
 
 
 def nests(method: str) -> bool:
-    """Whether `refine` reuses the points already evaluated (all rules but Gauss–Legendre)."""
+    """Whether adaptive steps reuse the points already evaluated (all rules but
+    Gauss–Legendre; `simpson` by panels)."""
     return method not in ("gausslegendre", "riemann_trapezoid")
 
 
@@ -107,6 +119,11 @@ def refine(method: str, n_steps: int) -> Refinement:
     `riemann_trapezoid` cannot converge (its weights sum to (n−1)/n) and is refused.
     """
     _check(method, n_steps)
+    if method == "simpson":
+        raise ValueError(
+            "method 'simpson' refines panel by panel (nmmfast.attribution.panels), not as a "
+            "whole rule"
+        )
     if method == "riemann_trapezoid":
         raise ValueError(
             "adaptive steps need a rule that converges; captum's 'riemann_trapezoid' weights "

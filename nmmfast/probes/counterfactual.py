@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nmmfast.metrics import is_question
 from nmmfast.skeleton import get_layout
 
 __all__ = [
@@ -123,12 +124,12 @@ def markers_of(
     negation_words: Iterable[str] = NEGATION_WORDS,
     intensifier_words: Iterable[str] = INTENSIFIER_WORDS,
 ) -> dict[str, bool]:
-    """Which NMM-carried markings a translation shows: question (ends with "?"), negation (a
+    """Which NMM-carried markings a translation shows: question (`metrics.is_question`), negation (a
     negation word or an n't contraction), intensifier (an intensifier word); case-insensitive."""
     words = [w.lower() for w in _WORD_RE.findall(text or "")]
     negation_set, intensifier_set = set(negation_words), set(intensifier_words)
     return {
-        "question": (text or "").rstrip().endswith("?"),
+        "question": is_question(text or ""),
         "negation": any(w in negation_set or w.endswith(("n't", "n’t")) for w in words),
         "intensifier": any(w in intensifier_set for w in words),
     }

@@ -138,6 +138,9 @@ def metrics_section(report: Report, study: StudyDir) -> dict[str, dict[str, dict
                 "SLT BLEU-1": slt.get("bleu1"),
                 "SLT BLEU-4 ↑": slt.get("bleu4"),
                 "SLT exact match": slt.get("exact_match"),
+                "SLT question marking (%) ↑": None
+                if slt.get("question_marking") is None
+                else 100 * slt["question_marking"],
                 "n (CSLR / SLT)": f"{cslr.get('n', 0)} / {slt.get('n', 0)}",
             }
         )
