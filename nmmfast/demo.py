@@ -36,7 +36,7 @@ class DemoSettings:
     # matched by word) and needs fewer epochs than from scratch.
     cslr_epochs: int = 5
     # 3 epochs: control SLT BLEU-4 38.4, question marking right on 59 % of test clips; 5: 57.8 and
-    # 79.7 %, the whole study in about 10 minutes on 2 cores (benchmarks/RESULTS.md).
+    # 79.8 %, the whole study in about 10 minutes on 2 cores (benchmarks/RESULTS.md).
     slt_epochs: int = 5
     dev_epochs: int = 1  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8

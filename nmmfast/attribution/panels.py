@@ -72,6 +72,7 @@ def refine_panels(
     # node keys are the floats the panels compute, so a panel always finds its nodes
     first = sorted({a for lo, hi in start for a in (lo, (lo + hi) / 2, hi)})
     _evaluate(run, nodes, {i: list(first) for i in active})
+    used: dict[int, int] = {}
     converged: dict[int, bool] = {}
     pending = list(active)
     while pending:
@@ -79,11 +80,10 @@ def refine_panels(
         for i in pending:
             mine, known = panels[i], nodes[i]
             defects = [_defect(known, lo, hi) for lo, hi in mine]
-            if abs(sum(defects)) <= tolerance * abs(known[1.0].f - known[0.0].f):
-                converged[i] = True
-                continue
-            if len(known) + 2 > max_steps:
-                converged[i] = False
+            met = abs(sum(defects)) <= tolerance * abs(known[1.0].f - known[0.0].f)
+            if met or len(known) + 2 > max_steps:
+                converged[i] = met
+                used[i] = _finish(run, i, mine, nodes.pop(i))  # frees its nodes' attributions
                 continue
             worst = max(range(len(mine)), key=lambda k: abs(defects[k]))
             lo, hi = mine[worst]
@@ -93,15 +93,16 @@ def refine_panels(
         if requests:
             _evaluate(run, nodes, requests)
         pending = sorted(requests)
-    used: dict[int, int] = {}
-    for i in active:
-        known = nodes[i]
-        total = torch.zeros_like(known[0.0].attributions)
-        for lo, hi in panels[i]:
-            mid, sixth = (lo + hi) / 2, (hi - lo) / 6
-            total.add_(known[lo].attributions, alpha=sixth)
-            total.add_(known[mid].attributions, alpha=4 * sixth)
-            total.add_(known[hi].attributions, alpha=sixth)
-        run.set_result(i, total, f_input=known[1.0].f, f_baseline=known[0.0].f)
-        used[i] = 2 * len(panels[i]) + 1
     return used, converged
+
+
+def _finish(run: _Run, i: int, panels: list[tuple[float, float]], nodes: dict[float, Node]) -> int:
+    """Write sample i's composite Simpson sum and F values into `run`; its node count."""
+    total = torch.zeros_like(nodes[0.0].attributions)
+    for lo, hi in panels:
+        mid, sixth = (lo + hi) / 2, (hi - lo) / 6
+        total.add_(nodes[lo].attributions, alpha=sixth)
+        total.add_(nodes[mid].attributions, alpha=4 * sixth)
+        total.add_(nodes[hi].attributions, alpha=sixth)
+    run.set_result(i, total, f_input=nodes[1.0].f, f_baseline=nodes[0.0].f)
+    return 2 * len(panels) + 1
