@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nmmfast.attribution.panels import refine_panels
-from nmmfast.attribution.quadrature import METHODS, Rule, quadrature, refine
+from nmmfast.attribution.quadrature import METHODS, Rule, quadrature, refine, valid_steps
 from nmmfast.kernels import ig_reduce, ig_scale
 
 __all__ = ["AbsSigned", "IGResult", "IntegratedGradients", "frozen_eval"]
@@ -309,12 +309,13 @@ class IntegratedGradients:
 
         A short calibration for CPUs, where the best batch is small and model dependent: each
         candidate times one `attribute` call of `sample` ([T, J, C], as the inputs will be)
-        with `n_steps` points, after one untimed warm-up call.
+        with `n_steps` points (`quadrature.valid_steps`: Simpson's next odd count), after one
+        untimed warm-up call.
         """
         return fastest_rows(
             lambda rows: self.attribute(
                 [sample],
-                n_steps=n_steps,
+                n_steps=valid_steps(method, n_steps),
                 method=method,
                 batch_rows=rows,
                 additional_forward_args=additional_forward_args,
@@ -596,14 +597,8 @@ class _Run:
         rows = torch.tensor([self.order[i] for i in group], dtype=torch.int64)
         rows = rows.repeat_interleave(m).to(dev, non_blocking=True)
         needs_grad = bool((weights != 0).any())
-        self.stats["batches"] += 1
         if needs_grad:
-            self.stats["grad_rows"] += scaled.shape[0]
-            scaled.requires_grad_(True)
-            with torch.enable_grad():
-                out = self._call(scaled, mask, rows)
-                grads = self._gradients(out, scaled)
-            self._allocate(out)
+            out, grads = self._gradient_pass(scaled, mask, rows)
             for output, grad in enumerate(grads):
                 red = ig_reduce(
                     grad,
@@ -627,6 +622,7 @@ class _Run:
                         red.total[k],
                     )
         else:
+            self.stats["batches"] += 1
             self.stats["forward_only_rows"] += scaled.shape[0]
             with torch.no_grad():
                 out = self._call(scaled, mask, rows)
@@ -682,13 +678,9 @@ class _Run:
             scaled = torch.cat([part[0] for part in parts]) if len(parts) > 1 else parts[0][0]
             mask = torch.cat([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
             row_ids = torch.tensor([self.order[i] for i, _ in rows[start:end]], dtype=torch.int64)
-            self.stats["batches"] += 1
-            self.stats["grad_rows"] += end - start
-            scaled.requires_grad_(True)
-            with torch.enable_grad():
-                out = self._call(scaled, mask, row_ids.to(s.device, non_blocking=True))
-                (grad,) = self._gradients(out, scaled)
-            self._allocate(out)
+            out, (grad,) = self._gradient_pass(
+                scaled, mask, row_ids.to(s.device, non_blocking=True)
+            )
             slopes = []
             row = 0
             for i, alphas in segments:
@@ -726,6 +718,19 @@ class _Run:
         like = dict(dtype=torch.float64, device=self.s.device)
         self.f_in[i] = torch.tensor([f_input], **like)
         self.f_base[i] = torch.tensor([f_baseline], **like)
+
+    def _gradient_pass(
+        self, scaled: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One batch forward and backward: F of the rows and d F / d scaled (per output)."""
+        self.stats["batches"] += 1
+        self.stats["grad_rows"] += scaled.shape[0]
+        scaled.requires_grad_(True)
+        with torch.enable_grad():
+            out = self._call(scaled, mask, rows)
+            grads = self._gradients(out, scaled)
+        self._allocate(out)
+        return out, grads
 
     def _allocate(self, out: torch.Tensor) -> None:
         outputs = out.shape[1] if self.per_output else 1

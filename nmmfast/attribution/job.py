@@ -185,11 +185,10 @@ def run_attribution(
         # CPUs: the fastest batch is small and model dependent; a few seconds of calibration
         # on the longest pending sample pay off over the job
         _, longest, text = dataset[pending[0]]
-        steps = min(n_steps, 16)
         batch_rows = attributor.calibrate(
             longest,
             None if target == "decoded" else text,
-            n_steps=steps + 1 if method == "simpson" and steps % 2 == 0 else steps,
+            n_steps=min(n_steps, 16),
             method=method,
             per_token=per_token,
         )

@@ -11,7 +11,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["CAPTUM_METHODS", "METHODS", "Refinement", "Rule", "nests", "quadrature", "refine"]
+__all__ = [
+    "CAPTUM_METHODS",
+    "METHODS",
+    "Refinement",
+    "Rule",
+    "nests",
+    "quadrature",
+    "refine",
+    "valid_steps",
+]
 
 METHODS: tuple[str, ...] = (
     "gausslegendre",
@@ -51,7 +60,7 @@ def _check(method: str, n_steps: int) -> None:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
         raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}")
-    least = {"gausslegendre": 1, "simpson": 3}.get(method, 2)
+    least = valid_steps(method, 1)
     if n_steps < least:
         raise ValueError(f"n_steps must be >= {least} for method {method!r}, got {n_steps}")
     if method == "simpson" and n_steps % 2 == 0:
@@ -102,6 +111,12 @@ def quadrature(method: str, n_steps: int) -> Rule:
         weights[0] /= 2
         weights[-1] /= 2
     return Rule(points, weights)
+
+
+def valid_steps(method: str, n_steps: int) -> int:
+    """The smallest step count >= `n_steps` that `method` accepts (Simpson needs an odd one)."""
+    n = max(int(n_steps), {"gausslegendre": 1, "simpson": 3}.get(method, 2))
+    return n + 1 if method == "simpson" and n % 2 == 0 else n
 
 
 def nests(method: str) -> bool:

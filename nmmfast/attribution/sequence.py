@@ -19,6 +19,7 @@ from nmmfast.attribution.integrated_gradients import (
     IntegratedGradients,
     fastest_rows,
 )
+from nmmfast.attribution.quadrature import valid_steps
 
 __all__ = ["SequenceAttributor", "SequenceResult"]
 
@@ -268,7 +269,8 @@ class SequenceAttributor:
 
         For CPUs, where the best batch is small and depends on the model: one untimed warm-up
         call, then one timed `attribute` call of `sample` ([T, J, 3]) per candidate. `target`
-        as in `attribute` (None: decoded greedily once, outside the timing).
+        as in `attribute` (None: decoded greedily once, outside the timing). `n_steps` becomes
+        the method's nearest valid count at or above it (`quadrature.valid_steps`).
         """
         if target is None:
             target = self.decode_targets([sample], num_beams=1, max_new_tokens=100)[0]
@@ -276,7 +278,7 @@ class SequenceAttributor:
             lambda rows: self.attribute(
                 [sample],
                 [target],
-                n_steps=n_steps,
+                n_steps=valid_steps(method, n_steps),
                 method=method,
                 per_token=per_token,
                 batch_rows=rows,
