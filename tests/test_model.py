@@ -20,7 +20,7 @@ from nmmfast.model import (
     save_model,
 )
 from nmmfast.model._reference import ReferencePoseEncoder
-from nmmfast.model.stgcn import GraphConv, part_adjacency
+from nmmfast.model.stgcn import FoldedGraphConv, GraphConv, part_adjacency
 
 SMALL = PoseEncoderConfig(
     embed_channels=8, spatial_channels=(8, 12, 16), temporal_channels=(16, 16)
@@ -155,6 +155,34 @@ def test_fast_gcn_matches_the_einsum_formulation():
     reference_grads = torch.autograd.grad(reference, (x, gcn.A, gcn.conv.weight), grad)
     for a, b in zip(ours_grads, reference_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("frames", [1, 4])
+def test_folded_gcn_equals_the_eval_mode_gcn(frames):
+    generator = torch.Generator().manual_seed(3)
+    adjacency = part_adjacency(6, [(0, 1), (1, 2), (2, 3), (1, 4), (4, 5)])
+    adjacency = adjacency + 0.2 * torch.rand(2, 6, 6, generator=generator)
+    gcn = GraphConv(5, 7, adjacency).double()
+    with torch.no_grad():
+        gcn.conv.weight.normal_(generator=generator)
+        gcn.conv.bias.normal_(generator=generator)
+        gcn.bn.running_mean.normal_(generator=generator)
+        gcn.bn.running_var.uniform_(0.5, 2.0, generator=generator)
+        gcn.bn.weight.uniform_(0.5, 1.5, generator=generator)
+        gcn.bn.bias.normal_(generator=generator)
+    gcn.eval()
+    folded = FoldedGraphConv(gcn)
+    assert not list(folded.parameters())  # constants only: gradients flow to the input alone
+    x = torch.randn(3, frames, 6, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    expected = gcn(x)
+    ours = folded(x)
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(ours.shape, dtype=torch.float64, generator=generator)
+    (ours_grad,) = torch.autograd.grad(ours, x, grad)
+    (expected_grad,) = torch.autograd.grad(expected, x, grad)
+    torch.testing.assert_close(ours_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        FoldedGraphConv(gcn.train())
 
 
 def _backward_nodes(tensor: torch.Tensor) -> set[str]:

@@ -128,7 +128,11 @@ def test_study_attribution_and_counterfactual_recover_the_marker(trained, tmp_pa
         load_samples(tmp_path), corpus.rows, get_layout(model.config.layout)
     )
     assert len(groups["with NMM"]) >= 10 and len(groups["without NMM"]) >= 10
-    assert np.mean(groups["with NMM"]) > np.mean(groups["without NMM"])
+    # No claim on how the two groups compare: a statement needs the head read as much as a
+    # question does (to rule the marker out), and over whole sentences the marker's token is
+    # one of many: trained with other seeds, this model puts "with" below "without" more often
+    # than above. The per-token test above and the counterfactual probe below are the direct
+    # checks.
 
     probe = counterfactual_probe(
         model,

@@ -110,6 +110,15 @@ def pose_graph_from_layout(layout: Any) -> PoseGraph:
     return PoseGraph(positions=parts, edges=edges, anchors=anchors)
 
 
+def _every_frame_real(mask: torch.Tensor) -> bool:
+    """Whether mask [B, T] has no padded frame, asked only where asking is free: on the CPU
+    (on a GPU it would wait for the device) and outside tracing and export (a traced graph
+    must keep the mask for the inputs that do have padding)."""
+    if mask.device.type != "cpu" or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    return bool(mask.all())
+
+
 @dataclass(frozen=True)
 class PoseEncoderConfig:
     """Sizes of the pose side; the defaults are Uni-Sign's."""
@@ -209,6 +218,8 @@ class PoseEncoder(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Per-part node features after the temporal chain: part -> [B, T, V_part, C]."""
         frame_mask = mask if (mask is not None and self.config.pad_invariant) else None
+        if frame_mask is not None and _every_frame_real(frame_mask):
+            frame_mask = None  # the blocks' masking would be a no-op pass over every activation
         features: dict[str, torch.Tensor] = {}
         body = self.spatial["body"](self.input_proj["body"](self._part(poses, "body")))
         context = body if not self.stop_gradient else body.detach()

@@ -2,7 +2,9 @@
 
 Features flow as [N, T, V, C] (channels last), so the 1×1 graph convolution is one GEMM, the
 aggregation over neighbours one batched matmul, and the temporal convolution runs on oneDNN's
-channels-last path; no 5-D einsum and no layout copies between blocks.
+channels-last path; no 5-D einsum and no layout copies between blocks. In eval mode a block can
+fold its batch norms into the layers before them (`STGCNBlock.fold_batch_norm`): the graph
+convolution then becomes a `FoldedGraphConv` with its constants precomputed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "ChannelShift",
+    "FoldedGraphConv",
     "GraphConv",
     "STGCNBlock",
     "STGCNChain",
@@ -64,18 +66,6 @@ def batch_norm_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
-class ChannelShift(nn.Module):
-    """Adds a per-channel constant to x [N, C, ...]: what is left of an eval-mode batch norm
-    once its scale is folded into the layer before it."""
-
-    def __init__(self, shift: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("shift", shift.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.shift.view(1, -1, *([1] * (x.dim() - 2))).to(x.dtype)
-
-
 class GraphConv(nn.Module):
     """Spatial graph convolution with a learnable adjacency, then BatchNorm and ReLU.
 
@@ -91,17 +81,32 @@ class GraphConv(nn.Module):
         self.A = nn.Parameter(adjacency.clone())
         self.bn = nn.BatchNorm2d(out_channels)
 
+    def folded_adjacency(self) -> torch.Tensor:
+        """A as one matrix [W, V*K]: column (v, k) holds A[k, v, :], the order in which the 1×1
+        conv's output [.., V, K*C_out] lists (joint, kernel) rows."""
+        v = self.A.shape[1]
+        return self.A.permute(2, 1, 0).reshape(v, v * self.kernels)
+
+    def aggregated_bias(self) -> torch.Tensor:
+        """[W, C_out]: the 1×1 conv's bias summed over each joint's neighbours,
+        Σ_k (Σ_v A[k, v, w]) b_k; added once after the aggregation instead of to every row of
+        the conv's output (which costs addmm a copy of the whole output)."""
+        bias = self.conv.bias.view(self.kernels, self.out_channels)
+        return self.A.sum(1).t() @ bias
+
     def aggregate(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, T, V, C_in] -> Σ_k A_kᵀ (x W_k + b_k), shape [N, T, V, C_out], before BN."""
         n, t, v, _ = x.shape
-        y = self.conv(x)  # [N, T, V, K*C_out], channel index k*C_out + c as in the 1×1 conv
-        # Row (v, k) of y.view(.., V*K, C_out) pairs with column (v, k) of the folded adjacency,
-        # so summing over neighbours and kernels is one matmul with no transpose of y.
-        folded = self.A.permute(2, 1, 0).reshape(v, v * self.kernels)  # [W, V*K]
+        y = F.linear(x, self.conv.weight)  # [N, T, V, K*C_out], channel k*C_out + c
         y = y.reshape(n * t, v * self.kernels, self.out_channels)
         # An explicit bmm with a stride-0 batch of the small adjacency: torch.matmul would fold
         # this product through transposed copies of y.
-        y = torch.bmm(folded.unsqueeze(0).expand(n * t, v, v * self.kernels), y)
+        rows = n * t
+        y = torch.baddbmm(
+            self.aggregated_bias().expand(rows, v, self.out_channels),
+            self.folded_adjacency().expand(rows, v, v * self.kernels),
+            y,
+        )
         return y.view(n, t, v, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,16 +115,60 @@ class GraphConv(nn.Module):
         y = self.bn(self.aggregate(x).permute(0, 3, 1, 2))
         return F.relu(y, inplace=True).permute(0, 2, 3, 1)
 
-    @torch.no_grad()
-    def fold_batch_norm(self) -> None:
-        """Eval only: scale the 1×1 conv by the batch norm's scale (it commutes with the
-        aggregation over joints) and keep only its shift, added after the aggregation (the
-        learnable adjacency's column sums differ per joint, so it cannot go into the conv bias)."""
-        scale, shift = batch_norm_affine(self.bn)
-        weight = self.conv.weight.view(self.kernels, self.out_channels, -1)
-        weight.mul_(scale.view(1, -1, 1).to(weight.dtype))
-        self.conv.bias.view(self.kernels, self.out_channels).mul_(scale.to(weight.dtype))
-        self.bn = ChannelShift(shift)
+
+
+class _FixedAggregation(torch.autograd.Function):
+    """bias + adjacency @ y[b] for every b, with a constant adjacency and bias: the backward
+    is one bmm with the transposed adjacency, kept contiguous (autograd's own bmm backward
+    transposes the stride-0 batch on every call) and no gradient for the constants."""
+
+    @staticmethod
+    def forward(ctx, y, adjacency, adjacency_t, bias):  # type: ignore[override]
+        ctx.save_for_backward(adjacency_t)
+        rows = y.shape[0]
+        return torch.baddbmm(
+            bias.to(y.dtype).expand(rows, -1, -1), adjacency.to(y.dtype).expand(rows, -1, -1), y
+        )
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (adjacency_t,) = ctx.saved_tensors
+        adjacency_t = adjacency_t.to(grad.dtype).expand(grad.shape[0], -1, -1)
+        return torch.bmm(adjacency_t, grad), None, None, None
+
+
+class FoldedGraphConv(nn.Module):
+    """An eval-mode `GraphConv` with its batch norm folded in: ReLU(A-aggregated (x W') + c).
+
+    The batch norm's scale goes into the 1×1 conv (it commutes with the aggregation over
+    joints), its shift and the conv's aggregated bias into one [V, C_out] constant added by the
+    aggregation's bmm; the adjacency and its transpose are stored ready for the forward and the
+    backward. Everything is a buffer: the block computes gradients for its input only.
+    """
+
+    def __init__(self, gcn: GraphConv) -> None:
+        super().__init__()
+        if gcn.training:
+            raise RuntimeError("FoldedGraphConv: batch norms fold in eval mode only")
+        self.kernels, self.out_channels = gcn.kernels, gcn.out_channels
+        with torch.no_grad():
+            scale, shift = batch_norm_affine(gcn.bn)
+            weight = gcn.conv.weight.view(self.kernels, self.out_channels, -1) * scale.view(
+                1, -1, 1
+            ).to(gcn.conv.weight.dtype)
+            bias = gcn.aggregated_bias() * scale.to(weight.dtype) + shift.to(weight.dtype)
+            adjacency = gcn.folded_adjacency()
+            self.register_buffer("weight_t", weight.reshape(-1, weight.shape[-1]).t().contiguous())
+            self.register_buffer("adjacency", adjacency.contiguous())
+            self.register_buffer("adjacency_t", adjacency.t().contiguous())
+            self.register_buffer("bias", bias.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, v, channels = x.shape
+        y = torch.mm(x.reshape(-1, channels), self.weight_t.to(x.dtype))
+        y = y.view(n * t, v * self.kernels, self.out_channels)
+        y = _FixedAggregation.apply(y, self.adjacency, self.adjacency_t, self.bias)
+        return y.relu_().view(n, t, v, self.out_channels)
 
 
 class STGCNBlock(nn.Module):
@@ -140,7 +189,7 @@ class STGCNBlock(nn.Module):
         super().__init__()
         if temporal_kernel % 2 != 1:
             raise ValueError(f"STGCNBlock: temporal_kernel must be odd, got {temporal_kernel}")
-        self.gcn = GraphConv(in_channels, out_channels, adjacency)
+        self.gcn: GraphConv | FoldedGraphConv = GraphConv(in_channels, out_channels, adjacency)
         self.temporal_kernel = temporal_kernel
         if temporal_kernel > 1:
             self.tcn_conv = nn.Conv2d(
@@ -165,13 +214,13 @@ class STGCNBlock(nn.Module):
                 y = y * frame_mask[:, :, None, None].to(y.dtype)
             y = self.tcn_conv(y.permute(0, 3, 1, 2))  # channels_last view in and out
             y = self.tcn_bn(y).permute(0, 2, 3, 1)
-        return F.relu(y + residual)
+        return torch.add(y, residual).relu_()
 
     @torch.no_grad()
     def fold_batch_norm(self) -> None:
         """Eval only: fold every batch norm of the block into the layer before it (see
         `PoseEncoder.folded_copy`); forward values stay equal up to rounding."""
-        self.gcn.fold_batch_norm()
+        self.gcn = FoldedGraphConv(self.gcn)
         if self.temporal_kernel > 1:
             _fold_into(self.tcn_conv, self.tcn_bn)
             self.tcn_bn = nn.Identity()

@@ -312,8 +312,10 @@ def nmm_contrast_section(report: Report, study: StudyDir) -> None:
         )
     report.paragraph(
         "Mean per-sample share of face and head joints (face region plus nose, eyes and ears). In "
-        "SynNMM the markers change the translation but not the glosses, so an SLT model that uses "
-        "them should put more attribution there on samples that carry one.",
+        "SynNMM the markers change the translation but not the glosses. A model that uses them "
+        "reads the face and head on samples without a marker too (to rule one out), and the "
+        "marker's token is one of a sentence's many, so this contrast can be small or reversed "
+        "even then; per-token shares and the counterfactual probe test the reliance directly.",
         css="note",
     )
     report.table("nmm_face_head_shares", table)
