@@ -116,34 +116,13 @@ class GraphConv(nn.Module):
         return F.relu(y, inplace=True).permute(0, 2, 3, 1)
 
 
-
-class _FixedAggregation(torch.autograd.Function):
-    """bias + adjacency @ y[b] for every b, with a constant adjacency and bias: the backward
-    is one bmm with the transposed adjacency, kept contiguous (autograd's own bmm backward
-    transposes the stride-0 batch on every call) and no gradient for the constants."""
-
-    @staticmethod
-    def forward(ctx, y, adjacency, adjacency_t, bias):  # type: ignore[override]
-        ctx.save_for_backward(adjacency_t)
-        rows = y.shape[0]
-        return torch.baddbmm(
-            bias.to(y.dtype).expand(rows, -1, -1), adjacency.to(y.dtype).expand(rows, -1, -1), y
-        )
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (adjacency_t,) = ctx.saved_tensors
-        adjacency_t = adjacency_t.to(grad.dtype).expand(grad.shape[0], -1, -1)
-        return torch.bmm(adjacency_t, grad), None, None, None
-
-
 class FoldedGraphConv(nn.Module):
     """An eval-mode `GraphConv` with its batch norm folded in: ReLU(A-aggregated (x W') + c).
 
     The batch norm's scale goes into the 1×1 conv (it commutes with the aggregation over
-    joints), its shift and the conv's aggregated bias into one [V, C_out] constant added by the
-    aggregation's bmm; the adjacency and its transpose are stored ready for the forward and the
-    backward. Everything is a buffer: the block computes gradients for its input only.
+    joints); its shift and the conv's aggregated bias make one [V, C_out] constant that the
+    aggregation's bmm adds, so no pass of its own touches the activations. Weights are buffers:
+    the block computes gradients for its input only.
     """
 
     def __init__(self, gcn: GraphConv) -> None:
@@ -153,21 +132,21 @@ class FoldedGraphConv(nn.Module):
         self.kernels, self.out_channels = gcn.kernels, gcn.out_channels
         with torch.no_grad():
             scale, shift = batch_norm_affine(gcn.bn)
-            weight = gcn.conv.weight.view(self.kernels, self.out_channels, -1) * scale.view(
-                1, -1, 1
-            ).to(gcn.conv.weight.dtype)
-            bias = gcn.aggregated_bias() * scale.to(weight.dtype) + shift.to(weight.dtype)
-            adjacency = gcn.folded_adjacency()
-            self.register_buffer("weight_t", weight.reshape(-1, weight.shape[-1]).t().contiguous())
-            self.register_buffer("adjacency", adjacency.contiguous())
-            self.register_buffer("adjacency_t", adjacency.t().contiguous())
-            self.register_buffer("bias", bias.contiguous())
+            scale, shift = scale.to(gcn.conv.weight.dtype), shift.to(gcn.conv.weight.dtype)
+            weight = gcn.conv.weight.view(self.kernels, self.out_channels, -1) * scale[:, None]
+            self.register_buffer("weight", weight.flatten(0, 1).contiguous())
+            self.register_buffer("adjacency", gcn.folded_adjacency().contiguous())
+            self.register_buffer("bias", (gcn.aggregated_bias() * scale + shift).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, v, channels = x.shape
-        y = torch.mm(x.reshape(-1, channels), self.weight_t.to(x.dtype))
-        y = y.view(n * t, v * self.kernels, self.out_channels)
-        y = _FixedAggregation.apply(y, self.adjacency, self.adjacency_t, self.bias)
+        n, t, v, _ = x.shape
+        rows = n * t
+        y = F.linear(x, self.weight.to(x.dtype)).view(rows, v * self.kernels, self.out_channels)
+        y = torch.baddbmm(
+            self.bias.to(x.dtype).expand(rows, -1, -1),
+            self.adjacency.to(x.dtype).expand(rows, -1, -1),
+            y,
+        )
         return y.relu_().view(n, t, v, self.out_channels)
 
 
