@@ -86,7 +86,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--samples", type=int)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--parts", default="same,accuracy,sequence",
+                        help="comma list of what to measure: same (steps and method as captum), "
+                             "accuracy (adaptive steps vs captum's default), sequence (whole "
+                             "sequence vs per-token loop); default: all")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= {"same", "accuracy", "sequence"}:
+        parser.error(f"--parts: unknown {sorted(parts - {'same', 'accuracy', 'sequence'})}")
     try:
         from captum.attr import IntegratedGradients as CaptumIG
     except ImportError:  # pragma: no cover - captum is a test dependency
@@ -184,112 +191,118 @@ def main() -> None:
         results["max_rel_diff_vs_captum"] = worst
         assert worst < 1e-3, f"ours and captum disagree: max relative difference {worst:.3g}"
 
-        # ---- same steps and method --------------------------------------------------------------
-        t_captum_default = time_it(lambda: captum_run(n_steps, method, None))
-        ibs_grid = [10, 25] if quick else [2, 4, 8, 16, 25]
-        captum_sweep = {ibs: time_it(lambda ibs=ibs: captum_run(n_steps, method, ibs))
-                        for ibs in ibs_grid}
-        captum_sweep[n_steps] = t_captum_default
-        best_ibs = min(captum_sweep, key=captum_sweep.get)
-        rows_grid = [8, 17, 50] if quick else [2, 4, 8, 17, 25, 50]
-        # captum's defaults compute no delta: neither do we here (same passes)
-        ours_sweep = {r: time_it(lambda r=r: ours_run(n_steps, method, r, delta=False))
-                      for r in rows_grid}
-        best_rows = min(ours_sweep, key=ours_sweep.get)
-        t_ours = ours_sweep[best_rows]
-        t_bare = time_it(lambda: bare_run(n_steps, method, best_rows))
-        results["same_steps"] = {
-            "n_steps": n_steps, "method": method,
-            "captum_default_s": t_captum_default,
-            "captum_sweep_s": {str(k): v for k, v in sorted(captum_sweep.items())},
-            "captum_best_internal_batch_size": best_ibs,
-            "ours_sweep_s": {str(k): v for k, v in ours_sweep.items()},
-            "ours_batch_rows": best_rows, "ours_s": t_ours, "bare_loop_s": t_bare,
-            "speedup_vs_captum_default": t_captum_default / t_ours,
-            "speedup_vs_captum_best": captum_sweep[best_ibs] / t_ours,
-            "overhead_vs_bare_loop": t_ours / t_bare - 1,
-            "samples_per_s_ours": n_samples / t_ours,
-            "samples_per_s_captum_default": n_samples / t_captum_default,
-        }
+        best_rows = None  # the engine's own choice unless the same-steps sweep runs
+        # ---- same steps and method ---------------------------------------------------------------
+        if "same" in parts:
+            t_captum_default = time_it(lambda: captum_run(n_steps, method, None))
+            ibs_grid = [10, 25] if quick else [2, 4, 8, 16, 25]
+            captum_sweep = {ibs: time_it(lambda ibs=ibs: captum_run(n_steps, method, ibs))
+                            for ibs in ibs_grid}
+            captum_sweep[n_steps] = t_captum_default
+            best_ibs = min(captum_sweep, key=captum_sweep.get)
+            rows_grid = [8, 17, 50] if quick else [2, 4, 8, 17, 25, 50]
+            # captum's defaults compute no delta: neither do we here (same passes)
+            ours_sweep = {r: time_it(lambda r=r: ours_run(n_steps, method, r, delta=False))
+                          for r in rows_grid}
+            best_rows = min(ours_sweep, key=ours_sweep.get)
+            t_ours = ours_sweep[best_rows]
+            t_bare = time_it(lambda: bare_run(n_steps, method, best_rows))
+            results["same_steps"] = {
+                "n_steps": n_steps, "method": method,
+                "captum_default_s": t_captum_default,
+                "captum_sweep_s": {str(k): v for k, v in sorted(captum_sweep.items())},
+                "captum_best_internal_batch_size": best_ibs,
+                "ours_sweep_s": {str(k): v for k, v in ours_sweep.items()},
+                "ours_batch_rows": best_rows, "ours_s": t_ours, "bare_loop_s": t_bare,
+                "speedup_vs_captum_default": t_captum_default / t_ours,
+                "speedup_vs_captum_best": captum_sweep[best_ibs] / t_ours,
+                "overhead_vs_bare_loop": t_ours / t_bare - 1,
+                "samples_per_s_ours": n_samples / t_ours,
+                "samples_per_s_captum_default": n_samples / t_captum_default,
+            }
 
         # ---- equal accuracy: adaptive to 1 % vs captum's default ---------------------------------
-        captum_delta = captum_run(n_steps, method, None, delta=True)
-        captum_f = []
-        for n, x in enumerate(xs):
-            with torch.no_grad():
-                pair = torch.stack([torch.zeros_like(x), x])
-                values = f_one(pair, ids[n : n + 1])
-            captum_f.append(abs(float(values[1] - values[0])))
-        captum_rel = statistics.median(
-            abs(float(d)) / f for (_, d), f in zip(captum_delta, captum_f, strict=True)
-        )
-        adaptive = {}
-        starts = [("simpson", 5, 0.01), ("simpson", 5, 0.005), ("gausslegendre", 4, 0.01)]
-        if not quick:
-            starts.append(("trapezoid", 5, 0.01))
-        for start_method, start_steps, tolerance in starts:
-            began = time.perf_counter()
-            res = ours_run(start_steps, start_method, best_rows, tolerance=tolerance)
-            sync(device)
-            t_adaptive = time_it(lambda m=start_method, s=start_steps, t=tolerance: ours_run(
-                s, m, best_rows, tolerance=t))
-            adaptive[f"{start_method}, tolerance {tolerance:g}"] = {
-                "method": start_method, "tolerance": tolerance,
-                "start_steps": start_steps,
-                "steps_used": res.n_steps.tolist(),
-                "median_rel_delta": float(res.relative_delta.median()),
-                "s": t_adaptive, "first_call_s": time.perf_counter() - began,
-                "speedup_vs_captum_default": t_captum_default / t_adaptive,
-                "no_worse_than_captum": float(res.relative_delta.median()) <= captum_rel,
-            }
-        results["equal_accuracy"] = {
-            "captum_default_median_rel_delta": captum_rel,
-            "captum_default_s": t_captum_default,
-            "ours_adaptive": adaptive,
-        }
-
-        # ---- sequence vs per-token attribution: passes and time ---------------------------------
-        seq_steps = 4 if quick else 16
-        lengths = (ids != model.pad_token_id).sum(1).tolist()
-
-        def token_forward(x, target, position):
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-            return model.token_log_probs(x, mask, target.expand(x.shape[0], -1))[:, position]
-
-        def captum_per_token():
-            ig = CaptumIG(token_forward)
+        if "accuracy" in parts:
+            if "same" not in parts:
+                t_captum_default = time_it(lambda: captum_run(n_steps, method, None))
+            captum_delta = captum_run(n_steps, method, None, delta=True)
+            captum_f = []
             for n, x in enumerate(xs):
-                for position in range(lengths[n]):
-                    ig.attribute(x[None], additional_forward_args=(ids[n : n + 1], position),
-                                 n_steps=seq_steps, method=method)
-
-        def ours_sequence():
-            return ours_run(seq_steps, method, best_rows)
-
-        def ours_per_token():
-            ig = IntegratedGradients(
-                lambda x, mask, rows, target: model.token_log_probs(x, mask, target),
-                model=model, layout="unisign69",
+                with torch.no_grad():
+                    pair = torch.stack([torch.zeros_like(x), x])
+                    values = f_one(pair, ids[n : n + 1])
+                captum_f.append(abs(float(values[1] - values[0])))
+            captum_rel = statistics.median(
+                abs(float(d)) / f for (_, d), f in zip(captum_delta, captum_f, strict=True)
             )
-            return ig.attribute(xs, additional_forward_args=(ids,), n_steps=seq_steps,
-                                method=method, batch_rows=best_rows, per_output=True)
+            adaptive = {}
+            starts = [("simpson", 5, 0.01), ("simpson", 5, 0.005), ("gausslegendre", 4, 0.01)]
+            if not quick:
+                starts.append(("trapezoid", 5, 0.01))
+            for start_method, start_steps, tolerance in starts:
+                began = time.perf_counter()
+                res = ours_run(start_steps, start_method, best_rows, tolerance=tolerance)
+                sync(device)
+                t_adaptive = time_it(lambda m=start_method, s=start_steps, t=tolerance: ours_run(
+                    s, m, best_rows, tolerance=t))
+                adaptive[f"{start_method}, tolerance {tolerance:g}"] = {
+                    "method": start_method, "tolerance": tolerance,
+                    "start_steps": start_steps,
+                    "steps_used": res.n_steps.tolist(),
+                    "median_rel_delta": float(res.relative_delta.median()),
+                    "s": t_adaptive, "first_call_s": time.perf_counter() - began,
+                    "speedup_vs_captum_default": t_captum_default / t_adaptive,
+                    "no_worse_than_captum": float(res.relative_delta.median()) <= captum_rel,
+                }
+            results["equal_accuracy"] = {
+                "captum_default_median_rel_delta": captum_rel,
+                "captum_default_s": t_captum_default,
+                "ours_adaptive": adaptive,
+            }
 
-        t_loop = timeit(lambda: (captum_per_token(), sync(device)), warmup=0, repeats=1)
-        t_seq = time_it(ours_sequence)
-        t_tok = timeit(lambda: (ours_per_token(), sync(device)), warmup=0, repeats=1)
-        tokens = sum(lengths)
-        results["sequence"] = {
-            "n_steps": seq_steps, "target_tokens": lengths,
-            "captum_per_token_loop": {"forward_rows": tokens * seq_steps,
-                                      "backward_rows": tokens * seq_steps, "s": t_loop},
-            "ours_sequence": {"forward_rows": n_samples * (seq_steps + 2),
-                              "backward_rows": n_samples * seq_steps, "s": t_seq},
-            "ours_per_token": {"forward_rows": n_samples * (seq_steps + 2),
-                               "backward_rows": tokens * seq_steps, "s": t_tok},
-            "passes_ratio_loop_vs_sequence": tokens * seq_steps / (n_samples * seq_steps),
-            "speedup_sequence_vs_loop": t_loop / t_seq,
-            "speedup_per_token_vs_loop": t_loop / t_tok,
-        }
+        # ---- sequence vs per-token attribution: passes and time ----------------------------------
+        if "sequence" in parts:
+            seq_steps = 4 if quick else 16
+            lengths = (ids != model.pad_token_id).sum(1).tolist()
+
+            def token_forward(x, target, position):
+                mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+                return model.token_log_probs(x, mask, target.expand(x.shape[0], -1))[:, position]
+
+            def captum_per_token():
+                ig = CaptumIG(token_forward)
+                for n, x in enumerate(xs):
+                    for position in range(lengths[n]):
+                        ig.attribute(x[None], additional_forward_args=(ids[n : n + 1], position),
+                                     n_steps=seq_steps, method=method)
+
+            def ours_sequence():
+                return ours_run(seq_steps, method, best_rows)
+
+            def ours_per_token():
+                ig = IntegratedGradients(
+                    lambda x, mask, rows, target: model.token_log_probs(x, mask, target),
+                    model=model, layout="unisign69",
+                )
+                return ig.attribute(xs, additional_forward_args=(ids,), n_steps=seq_steps,
+                                    method=method, batch_rows=best_rows, per_output=True)
+
+            t_loop = timeit(lambda: (captum_per_token(), sync(device)), warmup=0, repeats=1)
+            t_seq = time_it(ours_sequence)
+            t_tok = timeit(lambda: (ours_per_token(), sync(device)), warmup=0, repeats=1)
+            tokens = sum(lengths)
+            results["sequence"] = {
+                "n_steps": seq_steps, "target_tokens": lengths,
+                "captum_per_token_loop": {"forward_rows": tokens * seq_steps,
+                                          "backward_rows": tokens * seq_steps, "s": t_loop},
+                "ours_sequence": {"forward_rows": n_samples * (seq_steps + 2),
+                                  "backward_rows": n_samples * seq_steps, "s": t_seq},
+                "ours_per_token": {"forward_rows": n_samples * (seq_steps + 2),
+                                   "backward_rows": tokens * seq_steps, "s": t_tok},
+                "passes_ratio_loop_vs_sequence": tokens * seq_steps / (n_samples * seq_steps),
+                "speedup_sequence_vs_loop": t_loop / t_seq,
+                "speedup_per_token_vs_loop": t_loop / t_tok,
+            }
     for p in model.parameters():
         p.requires_grad_(True)
     report(results)
@@ -300,9 +313,23 @@ def main() -> None:
 
 def summary(r: dict) -> list[dict]:
     """The measured claims, one row each, for `nmmfast bench`."""
-    s, e, q = r["same_steps"], r["equal_accuracy"], r["sequence"]
+    rows: list[dict] = []
+    if "same_steps" in r:
+        rows += _same_steps_rows(r["same_steps"])
+    if "equal_accuracy" in r:
+        rows += _accuracy_rows(r["equal_accuracy"])
+    if "sequence" in r:
+        q = r["sequence"]
+        rows.append({"claim": "sequence attribution vs captum's per-token loop (passes)",
+                     "ours": f"{q['ours_sequence']['backward_rows']} rows",
+                     "peer": f"{q['captum_per_token_loop']['backward_rows']} rows",
+                     "ratio": q["passes_ratio_loop_vs_sequence"], "goal": "≥ T_out x"})
+    return rows
+
+
+def _same_steps_rows(s: dict) -> list[dict]:
     best = min(float(v) for v in s["captum_sweep_s"].values())
-    rows = [
+    return [
         {"claim": "IG same steps vs captum defaults", "ours": f"{s['ours_s']:.2f} s",
          "peer": f"{s['captum_default_s']:.2f} s", "ratio": s["captum_default_s"] / s["ours_s"],
          "goal": "≥ 1.5x (CPU)"},
@@ -313,6 +340,10 @@ def summary(r: dict) -> list[dict]:
          "peer": f"{s['bare_loop_s']:.2f} s", "ratio": s["bare_loop_s"] / s["ours_s"],
          "goal": "≥ 0.91x (≤ 10 % overhead)"},
     ]
+
+
+def _accuracy_rows(e: dict) -> list[dict]:
+    rows = []
     for name, a in e["ours_adaptive"].items():
         accuracy = "no worse" if a["no_worse_than_captum"] else "WORSE"
         rows.append({"claim": f"IG adaptive ({name}) vs captum 50 GL steps, median "
@@ -321,19 +352,24 @@ def summary(r: dict) -> list[dict]:
                      "ours": f"{a['s']:.2f} s", "peer": f"{e['captum_default_s']:.2f} s",
                      "ratio": a["speedup_vs_captum_default"],
                      "goal": "≥ 3x (CPU) at no worse accuracy"})
-    rows.append({"claim": "sequence attribution vs captum's per-token loop (passes)",
-                 "ours": f"{q['ours_sequence']['backward_rows']} rows",
-                 "peer": f"{q['captum_per_token_loop']['backward_rows']} rows",
-                 "ratio": q["passes_ratio_loop_vs_sequence"], "goal": "≥ T_out x"})
     return rows
 
 
 def report(r: dict) -> None:
-    s = r["same_steps"]
     print(f"device {r['device']}, {r['threads']} threads, model {r['model']}, "
           f"{r['samples']} samples of {r['frames']} frames, J=69, C=3, "
           f"target {r['target_tokens']} tokens")
     print(f"correctness: max relative difference vs captum {r['max_rel_diff_vs_captum']:.2e}")
+    if "same_steps" in r:
+        _report_same_steps(r)
+    if "equal_accuracy" in r:
+        _report_accuracy(r["equal_accuracy"])
+    if "sequence" in r:
+        _report_sequence(r["sequence"])
+
+
+def _report_same_steps(r: dict) -> None:
+    s = r["same_steps"]
     print(f"\nsame steps ({s['n_steps']} {s['method']}):             seconds   samples/s   ratio")
     base = s["ours_s"]
     rows = [("captum defaults (internal_batch_size=None)", s["captum_default_s"])]
@@ -344,7 +380,9 @@ def report(r: dict) -> None:
     for name, seconds in rows:
         print(f"  {name:<48} {seconds:8.3f} {r['samples'] / seconds:10.2f} {seconds / base:7.2f}x")
     print(f"  overhead vs bare loop: {100 * s['overhead_vs_bare_loop']:+.1f} %")
-    e = r["equal_accuracy"]
+
+
+def _report_accuracy(e: dict) -> None:
     print(f"\nequal accuracy: captum 50 GL steps median |delta|/|dF| = "
           f"{e['captum_default_median_rel_delta']:.2e} in {e['captum_default_s']:.3f} s")
     for name, a in e["ours_adaptive"].items():
@@ -352,7 +390,9 @@ def report(r: dict) -> None:
               f"median |delta|/|dF| = {a['median_rel_delta']:.2e} "
               f"({'no worse' if a['no_worse_than_captum'] else 'worse'}) in {a['s']:.3f} s "
               f"-> {a['speedup_vs_captum_default']:.2f}x captum's default")
-    q = r["sequence"]
+
+
+def _report_sequence(q: dict) -> None:
     print(f"\nsequence attribution ({q['n_steps']} steps, target tokens {q['target_tokens']}):"
           "  forward rows  backward rows  seconds")
     for name in ("captum_per_token_loop", "ours_per_token", "ours_sequence"):

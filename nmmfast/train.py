@@ -326,6 +326,8 @@ def train(
         raise ValueError("epochs, batch_size and accum must be >= 1")
     if not 1 <= dev_from <= epochs:
         raise ValueError(f"dev_from must be in 1..epochs ({epochs}), got {dev_from}")
+    if label_smoothing is not None and not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     dist = _Distributed(device)
     run = Path(out)
     try:
@@ -409,8 +411,11 @@ def train(
         if resume and (run / LAST).is_file():
             state = torch.load(run / LAST, map_location="cpu", weights_only=True)
             saved = state["args"]
-            for key in ("task", "partition", "epochs", "batch_size", "accum", "world_size"):
-                if saved[key] != args_record[key]:
+            for key in (
+                "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",
+                "label_smoothing",
+            ):
+                if key in saved and saved[key] != args_record[key]:
                     raise ValueError(
                         f"{run / LAST}: run was started with {key}={saved[key]!r}, now "
                         f"{args_record[key]!r}; exact resume needs the same settings"
@@ -625,6 +630,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="label smoothing of the cross-entropy (default: the config's; Uni-Sign's 0.2)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
     parser.add_argument(
@@ -658,6 +668,7 @@ def run_cli(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         accum=args.accum,
         lr=args.lr,
+        label_smoothing=args.label_smoothing,
         seed=args.seed,
         resume=args.resume,
         text_model=args.text_model,

@@ -70,6 +70,9 @@ def test_foreign_or_existing_runs_are_refused(corpus_dir, tmp_path):
         )
     with pytest.raises(ValueError, match="task='cslr'"):
         train(corpus_dir, "control", "slt", run, epochs=1, resume=True, **FAST)
+    with pytest.raises(ValueError, match="label_smoothing=0.2"):
+        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, label_smoothing=0.1,
+              **FAST)
 
 
 def test_optimizer_groups_and_cosine_schedule():
@@ -191,3 +194,12 @@ def test_dev_from_skips_early_dev_scoring(corpus_dir, tmp_path):
     assert summary["best"]["epoch"] == 2
     with pytest.raises(ValueError, match="dev_from"):
         train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=2, dev_from=3, **FAST)
+
+
+def test_label_smoothing_is_recorded_and_checked(corpus_dir, tmp_path):
+    train(corpus_dir, "control", "cslr", tmp_path / "run", epochs=1, max_steps=1,
+          label_smoothing=0.0, **FAST)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["label_smoothing"] == 0.0
+    with pytest.raises(ValueError, match="label_smoothing"):
+        train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=1, label_smoothing=1.0,
+              **FAST)
