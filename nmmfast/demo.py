@@ -35,8 +35,9 @@ class DemoSettings:
     # CSLR trains first; SLT then starts from the same partition's CSLR weights (embedding rows
     # matched by word) and needs fewer epochs than from scratch.
     cslr_epochs: int = 5
-    # 5 epochs: control SLT BLEU-4 59.5 / 49.4 and question marking right on 87.8 / 70.8 % of test
-    # clips (seeds 0 / 1), the whole study in about 9 minutes on 2 cores (benchmarks/RESULTS.md).
+    # 5 epochs: control SLT BLEU-4 59.5 / 49.4 / 50.2 and question marking right on 87.8 / 70.8 /
+    # 68.8 % of test clips (seeds 0 / 1 / 2), the whole study in about 9 minutes on 2 cores
+    # (benchmarks/RESULTS.md).
     slt_epochs: int = 5
     dev_epochs: int = 1  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8
