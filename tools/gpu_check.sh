@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: builds nmmfast with its CUDA kernels (no build isolation, no network), runs the CUDA
 # tests and the kernel benchmark, and writes logs plus summary.json under $OUT (or ./gpu_check_out).
-# Meant for a machine with an NVIDIA GPU, nvcc, PyTorch, pybind11 and scikit-build-core; ~3-5 min.
+# Meant for a machine with an NVIDIA GPU, nvcc, PyTorch, pybind11 and scikit-build-core; ~4-7 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-$PWD/gpu_check_out}"
@@ -38,16 +38,22 @@ status "bench rc=$bench_rc"
 (cd benchmarks && timeout 150 python bench_extract.py --quick --gpu --json "$out/bench_extract_gpu.json") \
   >"$out/bench_extract_gpu.log" 2>&1
 status "extract bench rc=$?"
-(cd benchmarks && timeout 150 python bench_ig.py --quick --device cuda --json "$out/bench_ig_cuda.json") \
+# IG vs captum on CUDA: six samples packed per batch on the tiny model, then the Uni-Sign-sized
+# encoder at the same steps
+(cd benchmarks && timeout 150 python bench_ig.py --quick --samples 6 --device cuda --json "$out/bench_ig_cuda.json") \
   >"$out/bench_ig_cuda.log" 2>&1
 status "IG bench rc=$?"
+(cd benchmarks && timeout 90 python bench_ig.py --quick --pose unisign --parts same --device cuda \
+  --json "$out/bench_ig_unisign_cuda.json") >"$out/bench_ig_unisign_cuda.log" 2>&1
+status "IG bench (Uni-Sign-sized) rc=$?"
 
 python - "$out" "$build_rc" "$tests_rc" "$bench_rc" <<'PY'
 import json, pathlib, re, sys
 out, build_rc, tests_rc, bench_rc = pathlib.Path(sys.argv[1]), *map(int, sys.argv[2:])
 tests_tail = (out / "tests.log").read_text(errors="replace").strip().splitlines()[-1:] if (out / "tests.log").exists() else []
 summary = {"build_rc": build_rc, "tests_rc": tests_rc, "tests": tests_tail, "bench_rc": bench_rc}
-for name in ("info.json", "bench_kernels_cuda.json", "bench_kernels_cpu.json", "bench_extract_gpu.json", "bench_ig_cuda.json"):
+for name in ("info.json", "bench_kernels_cuda.json", "bench_kernels_cpu.json", "bench_extract_gpu.json", "bench_ig_cuda.json",
+             "bench_ig_unisign_cuda.json"):
     try:
         summary[name.removesuffix(".json")] = json.loads((out / name).read_text())
     except (OSError, ValueError) as exc:
