@@ -45,6 +45,7 @@ class DemoSettings:
     # Uni-Sign's 0.2 slows the tiny models down within 5 epochs: control CSLR dev WER 28.9 (seed
     # 0) and 49.0 (seed 1) at 0.2, 23.9 and 23.4 at 0.1 (23.6 at 0 for seed 1)
     label_smoothing: float = 0.1
+    max_frames: int | None = None  # frames fed per clip; None: the config's (tiny: 64)
     dev_beam: int = 1  # beam of the per-epoch dev decoding that picks the best epoch
     beam: int = 4
     max_new_tokens: int = 30  # SynNMM targets have at most 18 tokens (with </s>)
@@ -135,8 +136,9 @@ class Study:
             return
         previous = read_json(self.dirs.record).get("settings", {})
         current = json.loads(json.dumps(asdict(self.settings)))
-        if previous and previous != current:
-            changed = sorted(k for k in current if previous.get(k) != current[k])
+        # a setting an older record lacks reads as None, which matches only a None setting
+        changed = sorted(k for k in current if previous and previous.get(k) != current[k])
+        if changed:
             raise ValueError(
                 f"{self.dirs.root} holds a study made with other settings ({', '.join(changed)}); "
                 f"choose a new --out or the same settings"
@@ -320,6 +322,7 @@ class Study:
             "dev_from": max(1, epochs - s.dev_epochs + 1),
             "max_new_tokens": s.max_new_tokens,
             "init_from": None if source is None else str(source),
+            "max_frames": s.max_frames,
         }
         return (
             str(self.dirs.corpus),

@@ -252,7 +252,10 @@ def _build_or_load_model(
     train_targets: list[str],
     text_model: str | None,
     resume: bool,
+    max_frames: int | None = None,
 ) -> Any:
+    import dataclasses
+
     from nmmfast.model import CONFIGS, WordTokenizer, build_model, save_model
     from nmmfast.model.unisign import CONFIG_FILE, PROMPT_TEMPLATE, model_from_description
 
@@ -264,15 +267,22 @@ def _build_or_load_model(
                 f"{config!r} was asked for; resume with --config {model.config.name} or train "
                 f"into a new --out"
             )
+        if max_frames is not None and model.config.max_frames != max_frames:
+            raise ValueError(
+                f"{run / LAST}: run was started with max_frames={model.config.max_frames}, now "
+                f"{max_frames}; exact resume needs the same settings"
+            )
         return model
     cfg = CONFIGS.get(config)
     if cfg is None:
         raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
+    if max_frames is not None:
+        cfg = dataclasses.replace(cfg, max_frames=max_frames)
     tokenizer = None
     if cfg.text is not None:
         prompt = PROMPT_TEMPLATE.format(lang=cfg.prompt_language)
         tokenizer = WordTokenizer.build([prompt, *train_targets])
-    model = build_model(config, text_model=text_model, tokenizer=tokenizer)
+    model = build_model(cfg, text_model=text_model, tokenizer=tokenizer)
     save_model(model, run, weights=False)
     return model
 
@@ -302,6 +312,7 @@ def train(
     precision: str = "auto",
     init_from: str | os.PathLike | None = None,
     dev_from: int = 1,
+    max_frames: int | None = None,
 ) -> dict[str, Any]:
     """Train a model on `partition`'s train split, select on its dev split; mirrors `nmmfast train`.
 
@@ -315,6 +326,9 @@ def train(
     Uni-Sign fine-tunes from earlier stages (`warm_start`); ignored when resuming.
     `dev_from`: first epoch (1-based) scored on dev; earlier epochs skip dev decoding and are
     never picked as best (under cosine decay the late epochs win; saves decoding time).
+    `max_frames`: frames fed per sample (random sorted frames in training, spread uniformly on
+    dev), default the config's (256 as Uni-Sign; 64 for `tiny`); kept in the run's model
+    config, so decoding, attribution and probes of the run feed the same number.
     Returns a summary: epochs run, best epoch and dev score, skipped samples, seconds.
     """
     from nmmfast.decode import predict
@@ -328,6 +342,8 @@ def train(
         raise ValueError(f"dev_from must be in 1..epochs ({epochs}), got {dev_from}")
     if label_smoothing is not None and not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     dist = _Distributed(device)
     run = Path(out)
     try:
@@ -348,7 +364,9 @@ def train(
         train_targets = [target_of(data.rows[i], task) for i in split["train"] if i in data.rows]
         model = None
         if dist.main:
-            model = _build_or_load_model(run, config, task, train_targets, text_model, resume)
+            model = _build_or_load_model(
+                run, config, task, train_targets, text_model, resume, max_frames
+            )
             if init_from is not None and not (resume and (run / LAST).is_file()):
                 warm_start(model, init_from)
         dist.barrier()
@@ -374,6 +392,7 @@ def train(
             "precision": precision,
             "init_from": None if init_from is None else str(init_from),
             "dev_from": dev_from,
+            "max_frames": model.config.max_frames,
             "label_smoothing": model.config.label_smoothing
             if label_smoothing is None
             else label_smoothing,
@@ -635,6 +654,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="label smoothing of the cross-entropy (default: the config's; Uni-Sign's 0.2)",
     )
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        help="frames fed per sample (default: the config's; Uni-Sign's 256, tiny's 64)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
     parser.add_argument(
@@ -678,6 +702,7 @@ def run_cli(args: argparse.Namespace) -> int:
         precision=args.precision,
         init_from=args.init_from,
         dev_from=args.dev_from,
+        max_frames=args.max_frames,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

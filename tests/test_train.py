@@ -203,3 +203,24 @@ def test_label_smoothing_is_recorded_and_checked(corpus_dir, tmp_path):
     with pytest.raises(ValueError, match="label_smoothing"):
         train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=1, label_smoothing=1.0,
               **FAST)
+
+
+def test_max_frames_reaches_the_model_config_and_is_checked(corpus_dir, tmp_path):
+    from nmmfast.model.unisign import load_run
+
+    from nmmfast.cli import main as cli_main
+
+    run = tmp_path / "run"
+    code = cli_main([
+        "train", "--corpus", str(corpus_dir), "--partition", "control", "--task", "cslr",
+        "--out", str(run), "--epochs", "1", "--batch-size", "8", "--dev-beam", "1",
+        "--max-frames", "12", "--device", "cpu", "--no-progress",
+    ])
+    assert code == 0
+    assert json.loads((run / "run.json").read_text())["max_frames"] == 12
+    model, _, _ = load_run(run, device="cpu")
+    assert model.config.max_frames == 12  # decoding, attribution and probes read it from here
+    with pytest.raises(ValueError, match="max_frames=12"):
+        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, max_frames=16, **FAST)
+    with pytest.raises(ValueError, match="max_frames"):
+        train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=1, max_frames=0, **FAST)
