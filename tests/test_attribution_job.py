@@ -77,6 +77,14 @@ def test_job_resumes_and_shards_match_one_process(model, corpus, tmp_path) -> No
             assert got[sample_id][1] == pytest.approx(delta, rel=1e-4, abs=1e-6)
     summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert sum(summary["region_shares"].values()) == pytest.approx(100.0)
+    # a crash between writing a result and renaming it leaves a temporary file: not a result
+    samples_dir = tmp_path / "whole" / "samples"
+    (samples_dir / f".{sorted(expected)[0]}.999.tmp").write_bytes(b"PK\x03\x04 half written")
+    assert sorted(_numbers(tmp_path / "whole")) == sorted(expected)
+    (samples_dir / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="broken.npz: unreadable sample result"):
+        load_samples(tmp_path / "whole")
+    (samples_dir / "broken.npz").unlink()
     assert (tmp_path / "whole" / "table.md").read_text().startswith("| region | rank |")
     sample = load_samples(tmp_path / "whole")[0]
     assert sample["frame_region_abs"].shape == (6, 3)

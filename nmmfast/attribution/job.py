@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def _sample_file(out: Path, sample_id: str) -> Path:
 
 
 def _write_sample(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    # not *.npz: a file left by a crash before the rename must not pass for a result
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     os.replace(tmp, path)
@@ -297,9 +299,16 @@ def load_samples(out: str | os.PathLike) -> list[dict[str, Any]]:
     directory = Path(out) / SAMPLES_DIR
     samples = []
     for path in sorted(directory.glob("*.npz")):
-        with np.load(path, allow_pickle=False) as data:
-            record = {key: data[key] for key in data.files if key != "meta"}
-            record.update(json.loads(str(data["meta"])))
+        try:
+            # the handle is ours: np.load leaves a path it opened open when the zip is broken
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+                record = {key: data[key] for key in data.files if key != "meta"}
+                record.update(json.loads(str(data["meta"])))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{path}: unreadable sample result ({error}); delete it and resume the job to "
+                f"compute that sample again"
+            ) from error
         samples.append(record)
     samples.sort(key=lambda r: r["id"])
     return samples
