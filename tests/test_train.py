@@ -224,3 +224,15 @@ def test_max_frames_reaches_the_model_config_and_is_checked(corpus_dir, tmp_path
         train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, max_frames=16, **FAST)
     with pytest.raises(ValueError, match="max_frames"):
         train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=1, max_frames=0, **FAST)
+
+
+def test_runs_load_on_the_local_ranks_gpu_under_torchrun(monkeypatch):
+    from nmmfast.model.unisign import default_device
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert default_device() == "cuda:3"  # each attribute/decode rank on its own GPU

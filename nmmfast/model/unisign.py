@@ -466,16 +466,26 @@ def load_model(
     return model
 
 
+def default_device() -> str:
+    """"cuda" where available (under torchrun the local rank's GPU, "cuda:LOCAL_RANK"), else
+    "cpu"."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    if "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return "cuda"
+
+
 def load_run(
     run: str | os.PathLike, checkpoint: str = "best", device: str | None = None
 ) -> tuple[UniSignModel, dict[str, Any], str]:
     """A training run's model with its `checkpoint` weights (best or last) on `device` (default:
-    CUDA where available), the run's arguments (run.json: corpus, partition, task, ...) and the
+    CUDA where available, the local rank's GPU under torchrun), the run's arguments (run.json: corpus, partition, task, ...) and the
     device chosen."""
     run = Path(run)
     weights = run / f"{checkpoint}.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no {checkpoint!r} checkpoint in run {run}")
     meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     return load_model(run, weights=weights).to(device), meta, device
