@@ -3,6 +3,7 @@ steps, planted truth and bad inputs."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -400,6 +401,23 @@ def test_eval_mode_and_frozen_parameters_during_the_pass() -> None:
     assert not any(modes)
     assert model.training and all(p.requires_grad for p in model.parameters())
     torch.testing.assert_close(first.attributions[0], second.attributions[0])
+    # without model=: found through the closure, a lambda's closure, a partial, a global name
+    wrapped = functools.partial(lambda x, mask, rows, net: net(x.mean(dim=(1, 2)))[:, 0], net=model)
+    for func in (forward, lambda x, mask, rows: forward(x, mask, rows), wrapped, _global_forward):
+        modes.clear()
+        globals()["_GLOBAL_MODEL"] = model
+        found = IntegratedGradients(func).modules
+        assert len(found) == 1 and found[0] is model
+        third = IntegratedGradients(func).attribute(xs, n_steps=5)
+        torch.testing.assert_close(third.attributions[0], first.attributions[0])
+        assert not any(modes) and model.training
+
+
+_GLOBAL_MODEL = None
+
+
+def _global_forward(x, mask, rows):
+    return _GLOBAL_MODEL(x.mean(dim=(1, 2)))[:, 0]
 
 
 def test_calibrate_returns_the_fastest_candidate() -> None:

@@ -206,9 +206,8 @@ def test_label_smoothing_is_recorded_and_checked(corpus_dir, tmp_path):
 
 
 def test_max_frames_reaches_the_model_config_and_is_checked(corpus_dir, tmp_path):
-    from nmmfast.model.unisign import load_run
-
     from nmmfast.cli import main as cli_main
+    from nmmfast.model.unisign import load_run
 
     run = tmp_path / "run"
     code = cli_main([

@@ -8,6 +8,7 @@ sums; optional adaptive step counts per sample.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -127,12 +128,34 @@ def frozen_eval(modules: Sequence[nn.Module]) -> Iterator[None]:
 
 
 def _modules_of(forward_func: Callable, model: nn.Module | Sequence[nn.Module] | None) -> list:
+    """The modules behind forward_func: `model` when given, else the function itself, the module
+    of a bound method, and modules a closure, a functools.partial or a global name of the
+    function refers to (a lambda around a model is the common case)."""
     if model is not None:
         return [model] if isinstance(model, nn.Module) else list(model)
-    if isinstance(forward_func, nn.Module):
-        return [forward_func]
-    owner = getattr(forward_func, "__self__", None)
-    return [owner] if isinstance(owner, nn.Module) else []
+    found: list[nn.Module] = []
+
+    def visit(obj: Any, depth: int = 0) -> None:
+        if isinstance(obj, nn.Module):
+            if not any(obj is m for m in found):
+                found.append(obj)
+            return
+        if depth > 2 or not callable(obj):
+            return
+        visit(getattr(obj, "__self__", None), depth + 1)
+        if isinstance(obj, functools.partial):
+            for value in (obj.func, *obj.args, *obj.keywords.values()):
+                visit(value, depth + 1)
+        for cell in getattr(obj, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                visit(cell.cell_contents, depth + 1)
+        code, names = getattr(obj, "__code__", None), getattr(obj, "__globals__", {})
+        for name in code.co_names if code is not None else ():
+            if name in names:
+                visit(names[name], depth + 1)
+
+    visit(forward_func)
+    return found
 
 
 @dataclass
@@ -157,8 +180,10 @@ class IntegratedGradients:
     row b belongs to, so the function can pick that sample's target. Rows of one batch must not
     interact (the engine puts the model in eval mode and freezes its parameters during a pass).
 
-    model: the module(s) whose mode and parameters to manage (default: `forward_func` itself or
-        the module of a bound method). layout / region_of_joint / region_names: how joints map to
+    model: the module(s) whose mode and parameters to manage (default: `forward_func` itself,
+        the module of a bound method, and modules that a closure, a functools.partial or a
+        global name of `forward_func` refers to; pass `model` where none of these reaches it).
+        layout / region_of_joint / region_names: how joints map to
         regions (a `nmmfast.skeleton` layout name or object, or an explicit [J] int vector);
         default one region "all".
     """

@@ -480,7 +480,7 @@ def load_run(
     run: str | os.PathLike, checkpoint: str = "best", device: str | None = None
 ) -> tuple[UniSignModel, dict[str, Any], str]:
     """A training run's model with its `checkpoint` weights (best or last) on `device` (default:
-    CUDA where available, the local rank's GPU under torchrun), the run's arguments (run.json: corpus, partition, task, ...) and the
+    `default_device()`), the run's arguments (run.json: corpus, partition, task, ...) and the
     device chosen."""
     run = Path(run)
     weights = run / f"{checkpoint}.pt"
