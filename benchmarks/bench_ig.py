@@ -12,11 +12,12 @@ describe real use only on a trained model (--run): a random `tiny` model's F bar
 its input (its frame positions dominate its small pose embeddings).
 F(x) = Σ_t log p(y_t | y_<t, x) of a fixed target, teacher-forced; stop-gradients lifted for
 everyone. Rows: captum at its defaults (all steps of a sample in one batch), captum at its best
-`internal_batch_size`, ours at the same steps/method (rows per batch calibrated on the first
-sample), a bare loop of the same forward+backward passes, ours with adaptive steps (Simpson panels
-to 1 % and 0.5 % completeness; whole-rule Gauss–Legendre and trapezoid to 1 %) vs captum's
+`internal_batch_size`, ours at the same steps/method (rows per batch: the fastest of a timed
+sweep, which on CUDA and in full runs includes batches packing 2–6 samples' steps), a bare
+loop of the same forward+backward passes, ours with adaptive steps (Simpson panels to 1 % and
+0.5 % completeness; whole-rule Gauss–Legendre and trapezoid to 1 %) vs captum's
 default 50 Gauss–Legendre steps, with each side's median completeness, and sequence vs per-token
-attribution.
+attribution (ours per token checked equal to captum's per-token loop first).
 """
 
 from __future__ import annotations
@@ -203,6 +204,10 @@ def main() -> None:
             captum_sweep[n_steps] = t_captum_default
             best_ibs = min(captum_sweep, key=captum_sweep.get)
             rows_grid = [8, 17, 50] if quick else [2, 4, 8, 17, 25, 50]
+            # batches holding several samples' steps: what a GPU needs; on CPU one sample's
+            # steps per batch has been fastest, so only full runs try two
+            packs = (2, 3, 6) if device == "cuda" else (() if quick else (2,))
+            rows_grid += [k * n_steps for k in packs if k <= n_samples]
             # captum's defaults compute no delta: neither do we here (same passes)
             ours_sweep = {r: time_it(lambda r=r: ours_run(n_steps, method, r, delta=False))
                           for r in rows_grid}
@@ -271,10 +276,9 @@ def main() -> None:
 
             def captum_per_token():
                 ig = CaptumIG(token_forward)
-                for n, x in enumerate(xs):
-                    for position in range(lengths[n]):
-                        ig.attribute(x[None], additional_forward_args=(ids[n : n + 1], position),
-                                     n_steps=seq_steps, method=method)
+                return [[ig.attribute(x[None], additional_forward_args=(ids[n : n + 1], position),
+                                      n_steps=seq_steps, method=method)[0]
+                         for position in range(lengths[n])] for n, x in enumerate(xs)]
 
             def ours_sequence():
                 return ours_run(seq_steps, method, best_rows)
@@ -287,12 +291,22 @@ def main() -> None:
                 return ig.attribute(xs, additional_forward_args=(ids,), n_steps=seq_steps,
                                     method=method, batch_rows=best_rows, per_output=True)
 
+            loop = captum_per_token()
+            per_token = ours_per_token()
+            worst_token = max(
+                float((per_token.attributions[n][k] - loop[n][k]).abs().max()
+                      / loop[n][k].abs().max().clamp_min(1e-30))
+                for n in range(n_samples) for k in range(lengths[n])
+            )
+            assert worst_token < 1e-3, (
+                f"per-token attributions disagree with captum's loop: {worst_token:.3g}")
             t_loop = timeit(lambda: (captum_per_token(), sync(device)), warmup=0, repeats=1)
             t_seq = time_it(ours_sequence)
             t_tok = timeit(lambda: (ours_per_token(), sync(device)), warmup=0, repeats=1)
             tokens = sum(lengths)
             results["sequence"] = {
                 "n_steps": seq_steps, "target_tokens": lengths,
+                "per_token_max_rel_diff_vs_captum": worst_token,
                 "captum_per_token_loop": {"forward_rows": tokens * seq_steps,
                                           "backward_rows": tokens * seq_steps, "s": t_loop},
                 "ours_sequence": {"forward_rows": n_samples * (seq_steps + 2),
@@ -393,8 +407,9 @@ def _report_accuracy(e: dict) -> None:
 
 
 def _report_sequence(q: dict) -> None:
-    print(f"\nsequence attribution ({q['n_steps']} steps, target tokens {q['target_tokens']}):"
-          "  forward rows  backward rows  seconds")
+    print(f"\nsequence attribution ({q['n_steps']} steps, target tokens {q['target_tokens']}; "
+          f"ours per token vs captum's loop: max relative difference "
+          f"{q['per_token_max_rel_diff_vs_captum']:.1e}):  forward rows  backward rows  seconds")
     for name in ("captum_per_token_loop", "ours_per_token", "ours_sequence"):
         v = q[name]
         print(f"  {name:<24} {v['forward_rows']:12d} {v['backward_rows']:14d} {v['s']:8.3f}")

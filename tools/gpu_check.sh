@@ -38,8 +38,8 @@ status "bench rc=$bench_rc"
 (cd benchmarks && timeout 150 python bench_extract.py --quick --gpu --json "$out/bench_extract_gpu.json") \
   >"$out/bench_extract_gpu.log" 2>&1
 status "extract bench rc=$?"
-# IG vs captum on CUDA: six samples packed per batch on the tiny model, then the Uni-Sign-sized
-# encoder at the same steps
+# IG vs captum on CUDA: six samples on the tiny model, rows per batch swept from 8 to all six
+# samples' steps in one batch; then the Uni-Sign-sized encoder at the same steps
 (cd benchmarks && timeout 150 python bench_ig.py --quick --samples 6 --device cuda --json "$out/bench_ig_cuda.json") \
   >"$out/bench_ig_cuda.log" 2>&1
 status "IG bench rc=$?"
