@@ -142,6 +142,7 @@ def ig_reduce(
     region_of_joint: Any,
     n_regions: int | None = None,
     check_finite: bool = True,
+    nonfinite: torch.Tensor | None = None,
 ) -> IgReduceResult:
     """Fold step gradients into Integrated Gradients attributions and their sums, in one pass.
 
@@ -152,7 +153,11 @@ def ig_reduce(
         weights: [m] or [N, m] quadrature weights of the step points.
         region_of_joint: [J] integer region index of every joint.
         n_regions: R (default: max(region_of_joint) + 1).
-        check_finite: raise ValueError when an attribution comes out NaN or inf.
+        check_finite: raise ValueError when an attribution comes out NaN or inf (a host sync
+            on CUDA).
+        nonfinite: instead, an int32 [1] tensor on packed's device that the kernel sets to 1
+            when an attribution is NaN or inf and otherwise leaves alone, so a caller can check
+            many calls with one host sync (pass check_finite=False with it).
 
     Returns:
         IgReduceResult with `attributions` [total_frames, J, C] packed like `packed`
@@ -225,7 +230,15 @@ def ig_reduce(
         region_signed=empty(n_samples, n_regions),
         total=empty(n_samples),
     )
-    flag = torch.zeros(1, dtype=torch.int32, device=device)
+    if nonfinite is None:
+        flag = torch.zeros(1, dtype=torch.int32, device=device)
+    elif nonfinite.dtype != torch.int32 or nonfinite.numel() != 1 or nonfinite.device != device:
+        raise ValueError(
+            f"ig_reduce: nonfinite must be an int32 tensor of one element on {device}, got "
+            f"{nonfinite.dtype} {tuple(nonfinite.shape)} on {nonfinite.device}"
+        )
+    else:
+        flag = nonfinite
     if n_samples:
         regions_dev = regions_host.to(device, non_blocking=True)
         offsets_dev = _device_offsets(host_offsets, device)

@@ -530,3 +530,24 @@ def test_bad_forward_output_is_named() -> None:
         ig.attribute([torch.ones(2, 7, 3)], n_steps=2)
     with pytest.raises(ValueError, match="region_of_joint has 5 joints"):
         IntegratedGradients(_sum_forward, region_of_joint=[0] * 5).attribute([torch.ones(2, 7, 3)])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n_steps": 4},
+        {"n_steps": 4, "per_output": True},
+        {"n_steps": 5, "method": "simpson", "tolerance": 1e-6, "max_steps": 9},
+    ],
+)
+def test_nonfinite_gradients_name_their_samples(options: dict) -> None:
+    # sqrt has an infinite slope at 0: the zero baseline's row and its neighbours blow up
+    # for sample 1 only (sample 0 stays away from 0)
+    def forward(x, mask, rows):
+        values = (x.abs() + (rows == 0).to(x.dtype)[:, None, None, None]).sqrt()
+        total = values.sum(dim=(1, 2, 3))
+        return torch.stack([total, 2 * total], dim=1) if options.get("per_output") else total
+
+    inputs = [torch.ones(3, 7, 3, dtype=F64), torch.zeros(2, 7, 3, dtype=F64)]
+    with pytest.raises(ValueError, match=r"samples \[1\] came out NaN or inf"):
+        IntegratedGradients(forward).attribute(inputs, **options)

@@ -416,3 +416,12 @@ def test_ig_reduce_rejects_bad_input() -> None:
         ig_reduce(bad, packed, offsets, weights, **ok)
     with pytest.raises(ValueError, match="weights contains NaN or inf"):
         ig_reduce(grads, packed, offsets, torch.tensor([1.0, float("nan"), 0.0]), **ok)
+    # a caller's flag: set by a bad call, left alone by good ones, checked once by the caller
+    flag = torch.zeros(1, dtype=torch.int32)
+    ig_reduce(grads, packed, offsets, weights, check_finite=False, nonfinite=flag, **ok)
+    assert int(flag) == 0
+    ig_reduce(bad, packed, offsets, weights, check_finite=False, nonfinite=flag, **ok)
+    ig_reduce(grads, packed, offsets, weights, check_finite=False, nonfinite=flag, **ok)
+    assert int(flag) == 1
+    with pytest.raises(ValueError, match="nonfinite must be an int32 tensor of one element"):
+        ig_reduce(grads, packed, offsets, weights, nonfinite=torch.zeros(1), **ok)

@@ -624,6 +624,7 @@ class _Run:
         needs_grad = bool((weights != 0).any())
         if needs_grad:
             out, grads = self._gradient_pass(scaled, mask, rows)
+            nonfinite = torch.zeros(1, dtype=torch.int32, device=dev)
             for output, grad in enumerate(grads):
                 red = ig_reduce(
                     grad,
@@ -633,10 +634,16 @@ class _Run:
                     baseline,
                     region_of_joint=self.regions_host,
                     n_regions=self.n_regions,
+                    check_finite=False,
+                    nonfinite=nonfinite,
                 )
                 for k, i in enumerate(group):
                     a, b = s.offsets[i], s.offsets[i + 1]
                     self.attr[output, a:b] += red.attributions[offsets[k] : offsets[k + 1]]
+            if int(nonfinite.item()):  # the batch's one host sync
+                self._raise_nonfinite(
+                    {i: self.attr[:, s.offsets[i] : s.offsets[i + 1]] for i in group}
+                )
             if whole and not self.per_output:
                 for k, i in enumerate(group):
                     self.kernel_sums[i] = (
@@ -708,6 +715,7 @@ class _Run:
             )
             slopes = []
             row = 0
+            nonfinite = torch.zeros(1, dtype=torch.int32, device=s.device)
             for i, alphas in segments:
                 a, b = s.offsets[i], s.offsets[i + 1]
                 for _ in alphas:
@@ -719,12 +727,19 @@ class _Run:
                         _slice_baseline(s.baseline, a, b),
                         region_of_joint=self.regions_host,
                         n_regions=self.n_regions,
+                        check_finite=False,
+                        nonfinite=nonfinite,
                     )
                     found[i][2].append(red.attributions[None])
                     slopes.append(red.total[0])
                     row += 1
-            # one host copy per batch: F and dF/dα of every row
-            host = torch.stack([out.detach().double(), torch.stack(slopes).double()]).cpu()
+            # one host copy per batch: F and dF/dα of every row, and the finiteness flag
+            host = torch.cat([
+                out.detach().double(), torch.stack(slopes).double(), nonfinite.double()
+            ]).cpu()
+            if host[-1]:
+                self._raise_nonfinite({i: torch.stack(found[i][2]) for i, _ in segments})
+            host = host[:-1].view(2, -1)
             row = 0
             for i, alphas in segments:
                 found[i][0].extend(host[0, row : row + len(alphas)].tolist())
@@ -756,6 +771,15 @@ class _Run:
             grads = self._gradients(out, scaled)
         self._allocate(out)
         return out, grads
+
+    def _raise_nonfinite(self, attributions: dict[int, torch.Tensor]) -> None:
+        """attributions: sorted position -> what the batch computed for that sample."""
+        bad = [i for i, attr in attributions.items() if not bool(torch.isfinite(attr).all())]
+        samples = sorted(int(self.order[i]) for i in bad or attributions)
+        raise ValueError(
+            f"IntegratedGradients: the attributions of samples {samples} came out NaN or inf: "
+            f"forward_func's output or its gradient is not finite at some step point"
+        )
 
     def _allocate(self, out: torch.Tensor) -> None:
         outputs = out.shape[1] if self.per_output else 1
