@@ -339,7 +339,13 @@ def test_batching_does_not_change_results(batch_rows: int) -> None:
     xs = ragged([2, 11, 5, 5, 1], seed=8)
     ig = engine(model, region_of_joint=[0, 0, 1, 1, 1, 2, 2])
     ref = ig.attribute(xs, n_steps=6, method="riemann_middle", batch_rows=6)
-    res = ig.attribute(xs, n_steps=6, method="riemann_middle", batch_rows=batch_rows)
+    sizes: list[int] = []
+    counting = IntegratedGradients(
+        lambda x, mask, rows: (sizes.append(x.shape[0]), model(x, mask))[1],
+        model=model, region_of_joint=[0, 0, 1, 1, 1, 2, 2],
+    )
+    res = counting.attribute(xs, n_steps=6, method="riemann_middle", batch_rows=batch_rows)
+    assert max(sizes) <= batch_rows  # α = 0 and 1 (off this grid) included
     for a, b in zip(res.attributions, ref.attributions, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
     torch.testing.assert_close(res.delta, ref.delta, rtol=0, atol=1e-12)

@@ -548,7 +548,9 @@ class _Run:
                     i = active[position]
                     per_batch = self._rows_for(self._length(i)) // len(missing)
                     group = self._bucket(active, position, per_batch)
-                    self._batch(group, ends, torch.zeros_like(ends), whole=False)
+                    # a batch has room for fewer rows than endpoints: one α at a time
+                    for alphas in [ends] if per_batch else ends.split(1):
+                        self._batch(group, alphas, torch.zeros_like(alphas), whole=False)
                     position += len(group)
         m = points.numel()
         for i in active:
