@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmmfast.model.log_probs import target_log_probs
 from nmmfast.model.pose_encoder import (
     PoseEncoder,
     PoseEncoderConfig,
@@ -268,10 +269,13 @@ class UniSignModel(nn.Module):
         chunk_tokens: int = 4096,
         pose_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """log p(y_l | y_<l, x) per target token, [B, L] float32, 0 at padding.
+        """log p(y_l | y_<l, x) per target token, [B, L] float32 (float64 for a float64 model),
+        0 at padding.
 
         Only real target positions reach the vocabulary projection, in chunks of `chunk_tokens`,
-        and each needs just logsumexp and the target logit: no [B, L, V] log-softmax.
+        and each needs just logsumexp and the target logit: no [B, L, V] log-softmax, and the
+        backward recomputes each chunk's logits instead of keeping them
+        (`nmmfast.model.log_probs`).
         """
         states, attention = self.encode(poses, mask, pose_embeddings)
         hidden = self._decoder_states(states, attention, target_ids)
@@ -279,15 +283,18 @@ class UniSignModel(nn.Module):
         rows = hidden[valid]
         targets = target_ids[valid]
         head = self.text_model.get_output_embeddings()
-        pieces = []
-        for start in range(0, rows.shape[0], chunk_tokens):
-            logits = head(rows[start : start + chunk_tokens]).float()
-            target_logit = logits.gather(1, targets[start : start + chunk_tokens, None])[:, 0]
-            pieces.append(target_logit - torch.logsumexp(logits, dim=1))
-        out = torch.zeros(target_ids.shape, dtype=torch.float32, device=hidden.device)
-        if pieces:
-            out = out.masked_scatter(valid, torch.cat(pieces))
-        return out
+        dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        if isinstance(head, nn.Linear):
+            values = target_log_probs(rows, head.weight, head.bias, targets, chunk_tokens)
+        else:  # another head: its logits, chunk by chunk, kept for the backward
+            pieces = [rows.new_zeros(0, dtype=dtype)]
+            for start in range(0, rows.shape[0], chunk_tokens):
+                logits = head(rows[start : start + chunk_tokens]).to(dtype)
+                target_logit = logits.gather(1, targets[start : start + chunk_tokens, None])[:, 0]
+                pieces.append(target_logit - torch.logsumexp(logits, dim=1))
+            values = torch.cat(pieces)
+        out = torch.zeros(target_ids.shape, dtype=dtype, device=hidden.device)
+        return out.masked_scatter(valid, values)
 
     def sequence_log_prob(
         self,
@@ -296,7 +303,8 @@ class UniSignModel(nn.Module):
         target_ids: torch.Tensor,
         pose_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Σ_l log p(y_l | y_<l, x) of each target row, [B] float32; no label smoothing."""
+        """Σ_l log p(y_l | y_<l, x) of each target row, [B] float32 (float64 for a float64
+        model); no label smoothing."""
         return self.token_log_probs(poses, mask, target_ids, pose_embeddings=pose_embeddings).sum(1)
 
     # ---- decoding -----------------------------------------------------------------------------
