@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import hashlib
 import json
 import math
@@ -117,7 +118,9 @@ class _Distributed:
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
             backend = "nccl" if self.device.type == "cuda" else "gloo"
-            torch.distributed.init_process_group(backend)
+            # rank 0 decodes the dev split while the others wait at a broadcast; with a large
+            # model and dev set that can outlast the default timeout (10 min for NCCL)
+            torch.distributed.init_process_group(backend, timeout=datetime.timedelta(hours=2))
             self.started = True
 
     @property
@@ -259,7 +262,9 @@ def _build_or_load_model(
     from nmmfast.model import CONFIGS, WordTokenizer, build_model, save_model
     from nmmfast.model.unisign import CONFIG_FILE, PROMPT_TEMPLATE, model_from_description
 
-    if resume and (run / CONFIG_FILE).is_file():
+    if resume and (run / CONFIG_FILE).is_file() and (run / LAST).is_file():
+        # the weights come from last.pt; without it (stopped before the first epoch ended) the
+        # model is built afresh below, pretrained text model included
         model = model_from_description(run)
         if model.config.name != config:
             raise ValueError(
@@ -347,12 +352,12 @@ def train(
     dist = _Distributed(device)
     run = Path(out)
     try:
+        if (run / LAST).exists() and not resume:  # on every rank: none waits at the barrier
+            raise FileExistsError(
+                f"{run}: holds a training run already; pass --resume to continue it or "
+                f"choose a new --out"
+            )
         if dist.main:
-            if (run / LAST).exists() and not resume:
-                raise FileExistsError(
-                    f"{run}: holds a training run already; pass --resume to continue it or "
-                    f"choose a new --out"
-                )
             run.mkdir(parents=True, exist_ok=True)
         dist.barrier()
         random.seed(seed)
@@ -432,13 +437,19 @@ def train(
             saved = state["args"]
             for key in (
                 "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",
-                "label_smoothing",
+                "label_smoothing", "seed", "clip", "weight_decay", "precision", "dev_beam",
+                "dev_from",
             ):
                 if key in saved and saved[key] != args_record[key]:
                     raise ValueError(
                         f"{run / LAST}: run was started with {key}={saved[key]!r}, now "
                         f"{args_record[key]!r}; exact resume needs the same settings"
                     )
+            if not state.get("epoch_complete", True):
+                raise ValueError(
+                    f"{run / LAST}: the run was stopped by max_steps inside epoch "
+                    f"{state['epoch']}, so it cannot continue exactly; train into a new --out"
+                )
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -487,6 +498,7 @@ def train(
         smoothing = args_record["label_smoothing"]
         started = time.perf_counter()
         epochs_run = 0
+        epoch_complete = True
         for epoch in range(start_epoch, epochs):
             if max_steps is not None and step >= max_steps:
                 break
@@ -539,6 +551,7 @@ def train(
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss.detach()):.3f}", samples_s=f"{rate:.1f}")
                 if max_steps is not None and step >= max_steps:
+                    epoch_complete = index + 1 == len(sampler)
                     break
             if bar is not None:
                 bar.close()
@@ -581,6 +594,7 @@ def train(
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "epoch": epoch + 1,
+                        "epoch_complete": epoch_complete,
                         "step": step,
                         "best": best,
                         "rng": rng_states,

@@ -73,6 +73,15 @@ def test_foreign_or_existing_runs_are_refused(corpus_dir, tmp_path):
     with pytest.raises(ValueError, match="label_smoothing=0.2"):
         train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, label_smoothing=0.1,
               **FAST)
+    with pytest.raises(ValueError, match="seed=42"):  # another batch order: not exact
+        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, seed=7, **FAST)
+    # max_steps stopped it inside its only epoch: the rest of that epoch cannot be replayed
+    with pytest.raises(ValueError, match="stopped by max_steps inside epoch 1"):
+        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, **FAST)
+    # stopped before any epoch ended (no last.pt): --resume starts it afresh
+    (run / "last.pt").unlink()
+    summary = train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, **FAST)
+    assert summary["epochs_run"] == 1
 
 
 def test_optimizer_groups_and_cosine_schedule():
