@@ -1,7 +1,9 @@
-"""`nmmfast evaluate`: scores a decoder's predictions file with `nmmfast.metrics`, per task.
+"""`nmmfast evaluate`: scores a decoder's predictions files with `nmmfast.metrics`, per task.
 
-Reads the JSON Lines predictions, the training targets (a file, or a corpus manifest + partition),
-prints each task's scores with their signature and writes them as JSON (atomically).
+Reads the JSON Lines predictions (one file, or several, each tagged with its partition), the
+training targets (a file, or a corpus manifest + partition), prints each task's scores with their
+signature and writes them as JSON (atomically); with several partitions × tasks it also lays them
+out as the reference study's Table 2 (`nmmfast.metrics.format_table2`, Markdown and CSV).
 """
 
 from __future__ import annotations
@@ -10,15 +12,22 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nmmfast._io import write_json_atomic
-from nmmfast.metrics import TASKS, ScoreReport, compute_scores
+from nmmfast._io import atomic_write_text, write_json_atomic
+from nmmfast.metrics import TASKS, ScoreReport, compute_scores, format_table2
 
 # The manifest column that holds each task's target.
 TARGET_FIELD = {"cslr": "gloss", "slt": "text"}
+
+# What `--out-dir` writes besides one `<partition>-<task>.json` per partition × task.
+TABLE2_FILES = {"markdown": "table2.md", "csv": "table2.csv"}
+
+_PARTITION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def read_predictions(
@@ -179,12 +188,145 @@ def evaluate_file(
     return reports
 
 
+@dataclass(frozen=True)
+class PredictionsFile:
+    """One predictions file and the partition its samples come from (None: not given)."""
+
+    path: Path
+    partition: str | None = None
+
+
+def parse_predictions_arg(text: str, default_partition: str | None = None) -> PredictionsFile:
+    """`PARTITION=PATH` or `PATH` (partition: `default_partition`).
+
+    An argument naming an existing file is always a path, even when it holds a '='.
+    """
+    if "=" in text and not Path(text).exists():
+        partition, _, path = text.partition("=")
+        if not partition or not path:
+            raise ValueError(f"--predictions {text!r}: expected PARTITION=PATH or PATH")
+        return PredictionsFile(Path(path), partition)
+    return PredictionsFile(Path(text), default_partition)
+
+
+def evaluate_files(
+    files: list[PredictionsFile],
+    *,
+    task: str | None = None,
+    train_targets: str | os.PathLike[str] | None = None,
+    corpus: str | os.PathLike[str] | None = None,
+    lowercase: bool = False,
+    beam: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> list[tuple[PredictionsFile, dict[str, ScoreReport]]]:
+    """Score several predictions files (each with its own partition): per file, task → report.
+
+    With more than one file every file needs a partition, no partition × task may come from two
+    files, `--checkpoint` (one file's weights) is refused, and so is `--train-targets` when the
+    files span several partitions (each partition has its own training set; use `--corpus`).
+    """
+    if not files:
+        raise ValueError("no predictions file given")
+    if len(files) > 1:
+        unnamed = [str(f.path) for f in files if f.partition is None]
+        if unnamed:
+            raise ValueError(
+                f"with several predictions files each needs its partition (PARTITION=PATH); "
+                f"none for {', '.join(unnamed)}"
+            )
+        if checkpoint is not None:
+            raise ValueError(
+                "--checkpoint names the weights of one predictions file; give one file with it"
+            )
+        if train_targets is not None and len({f.partition for f in files}) > 1:
+            raise ValueError(
+                "--train-targets holds one partition's training targets, but the files span "
+                "several partitions; use --corpus DIR"
+            )
+    evaluated = []
+    source: dict[tuple[str | None, str], Path] = {}
+    for predictions in files:
+        reports = evaluate_file(
+            predictions.path,
+            task=task,
+            train_targets=train_targets,
+            corpus=corpus,
+            partition=predictions.partition,
+            lowercase=lowercase,
+            beam=beam,
+            checkpoint=checkpoint,
+        )
+        for row_task in reports:
+            key = (predictions.partition, row_task)
+            if key in source:
+                raise ValueError(
+                    f"partition {predictions.partition!r}, task {row_task!r} comes from both "
+                    f"{source[key]} and {predictions.path}"
+                )
+            source[key] = predictions.path
+        evaluated.append((predictions, reports))
+    return evaluated
+
+
+def table2_results(
+    evaluated: list[tuple[PredictionsFile, dict[str, ScoreReport]]],
+) -> dict[str, dict[str, ScoreReport]]:
+    """partition → task → report, the input of `format_table2` (every file needs a partition)."""
+    results: dict[str, dict[str, ScoreReport]] = {}
+    for predictions, reports in evaluated:
+        if predictions.partition is None:
+            raise ValueError(
+                f"{predictions.path}: Table 2 rows are partitions; pass --partition "
+                "(or PARTITION=PATH)"
+            )
+        results.setdefault(predictions.partition, {}).update(reports)
+    return results
+
+
+def write_results_dir(
+    out_dir: str | os.PathLike[str],
+    evaluated: list[tuple[PredictionsFile, dict[str, ScoreReport]]],
+    *,
+    wide: bool = False,
+) -> list[Path]:
+    """Write `<partition>-<task>.json` per partition × task and Table 2 as Markdown and CSV.
+
+    Each JSON is `{"predictions", "partition", "task", "scores"}` (the layout of a study's
+    `metrics/` directory, which `nmmfast report` reads). Returns the paths written.
+    """
+    results = table2_results(evaluated)
+    for partition in results:
+        if not _PARTITION_NAME.fullmatch(partition):
+            raise ValueError(
+                f"partition {partition!r} cannot name a file: use letters, digits, '_', '-', '.'"
+            )
+    out_dir = Path(out_dir)
+    written = []
+    for predictions, reports in evaluated:
+        for row_task, report in reports.items():
+            payload = {
+                "predictions": str(predictions.path),
+                "partition": predictions.partition,
+                "task": row_task,
+                "scores": report.as_dict(),
+            }
+            path = out_dir / f"{predictions.partition}-{row_task}.json"
+            written.append(write_json_atomic(path, payload))
+    for fmt, name in TABLE2_FILES.items():
+        text = format_table2(results, fmt=fmt, wide=wide)
+        written.append(atomic_write_text(out_dir / name, text))
+    return written
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--predictions",
         required=True,
-        metavar="P.jsonl",
-        help="JSON Lines from the decoder: id, prediction, reference, task",
+        nargs="+",
+        metavar="[PARTITION=]P.jsonl",
+        help="JSON Lines from the decoder: id, prediction, reference, task. Several files are "
+        "scored together, each tagged with its partition (control=a.jsonl si=b.jsonl); a file "
+        "without a tag takes --partition",
     )
     targets = parser.add_mutually_exclusive_group()
     targets.add_argument(
@@ -201,7 +343,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--partition",
         metavar="NAME",
-        help="partition name (control, si, us, ...); recorded in the signature",
+        help="partition name (control, si, us, ...) of predictions files given without "
+        "PARTITION=; recorded in the signature",
     )
     parser.add_argument(
         "--task",
@@ -224,39 +367,69 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="checkpoint that produced the predictions; its SHA-256 prefix goes into the signature",
     )
-    parser.add_argument("--out", metavar="results.json", help="write the scores as JSON here")
+    parser.add_argument(
+        "--out",
+        metavar="results.json",
+        help="write the scores of the (one) predictions file as JSON here",
+    )
+    parser.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write <partition>-<task>.json per partition × task, and Table 2 as "
+        f"{TABLE2_FILES['markdown']} and {TABLE2_FILES['csv']}",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="Table 2 with every metric of both tasks, not only CSLR WER and SLT BLEU-4",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _payload(predictions: PredictionsFile, reports: dict[str, ScoreReport]) -> dict[str, Any]:
+    return {
+        "predictions": str(predictions.path),
+        "partition": predictions.partition,
+        "scores": {task: report.as_dict() for task, report in reports.items()},
+    }
 
 
 def run_cli(args: argparse.Namespace) -> int:
     try:
-        reports = evaluate_file(
-            args.predictions,
+        files = [parse_predictions_arg(text, args.partition) for text in args.predictions]
+        if args.out and len(files) > 1:
+            raise ValueError("--out takes one predictions file; with several use --out-dir DIR")
+        evaluated = evaluate_files(
+            files,
             task=args.task,
             train_targets=args.train_targets,
             corpus=args.corpus,
-            partition=args.partition,
             lowercase=args.lowercase,
             beam=args.beam,
             checkpoint=args.checkpoint,
         )
+        table = format_table2(table2_results(evaluated), wide=args.wide) if len(files) > 1 else None
+        written = write_results_dir(args.out_dir, evaluated, wide=args.wide) if args.out_dir else []
     except (OSError, ValueError, TypeError) as error:
         print(f"nmmfast evaluate: error: {error}", file=sys.stderr)
         return 2
-    payload = {
-        "predictions": str(args.predictions),
-        "partition": args.partition,
-        "scores": {task: report.as_dict() for task, report in reports.items()},
-    }
+    payloads = [_payload(predictions, reports) for predictions, reports in evaluated]
     if args.json:
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        shown: Any = payloads[0] if len(payloads) == 1 else payloads
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        where = f" — partition {args.partition}" if args.partition else ""
-        print(f"{args.predictions}{where}")
-        for report in reports.values():
-            print(report.format_text())
+        for predictions, reports in evaluated:
+            where = f" — partition {predictions.partition}" if predictions.partition else ""
+            print(f"{predictions.path}{where}")
+            for report in reports.values():
+                print(report.format_text())
+        if table is not None:
+            print()
+            print(table, end="")
     if args.out:
-        write_json_atomic(args.out, payload)
+        write_json_atomic(args.out, payloads[0])
         if not args.json:
             print(f"wrote {args.out}")
+    if written and not args.json:
+        print(f"wrote {len(written)} files to {args.out_dir}")
     return 0

@@ -11,12 +11,14 @@ import csv
 import io
 import json
 import math
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -302,6 +304,10 @@ class ExactMatch(Metric):
 class SeenRate(Metric):
     """Share (0-1) of predictions equal to any training target; None without training targets.
 
+    An empty prediction (empty after normalisation, or None) is never seen: it stays in the
+    denominator, like every other empty prediction, but recalls nothing. Empty training targets
+    are left out of the seen set.
+
     A diagnostic, not a quality score: a high rate on unseen-sentence test sets means the model
     recalls training sentences instead of composing new ones.
     """
@@ -313,7 +319,7 @@ class SeenRate(Metric):
     def _compute(self, corpus: _Corpus) -> float | None:
         if corpus.train_targets is None:
             return None
-        return sum(h in corpus.train_targets for h in corpus.hypotheses) / corpus.n
+        return sum(bool(h) and h in corpus.train_targets for h in corpus.hypotheses) / corpus.n
 
 
 class UnigramOverlap(Metric):
@@ -468,7 +474,8 @@ def compute_scores(
         for index, target in enumerate(target_list):
             if target is None:
                 raise ValueError(f"compute_scores: train_targets[{index}] is None")
-        targets = frozenset(normalize_text(t, lowercase=lowercase) for t in target_list)  # type: ignore[arg-type]
+        normalized = (normalize_text(t, lowercase=lowercase) for t in target_list)  # type: ignore[arg-type]
+        targets = frozenset(t for t in normalized if t)  # an empty target is never a match
     corpus = _Corpus(
         hypotheses=hyps,
         references=refs,
@@ -502,7 +509,8 @@ def score(
             is penalised rather than dropped; `n_empty_predictions` counts empty ones.
         references: [N] reference strings, paired by position. None is an error.
         task: "cslr" (gloss targets; `wer` is the headline) or "slt" (sentences; `bleu4` is).
-        train_targets: the training set's targets for this task; enables `seen_rate`.
+        train_targets: the training set's targets for this task; enables `seen_rate`. Empty
+            targets are ignored, and an empty prediction never counts as seen.
         lowercase: lower-case every string before scoring (default: case kept).
         settings: what else moved the numbers, e.g. {"partition": "control", "beam": 4,
             "checkpoint": "<sha256 prefix>"}; appended to the signature in the order given
@@ -673,6 +681,58 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+@cache
+def _nmmfast_version() -> str:
+    """This package's version: `nmmfast.__version__` (the compiled core's), else the installed
+    distribution's, else `version` in the source checkout's pyproject.toml, else "unknown"."""
+    try:
+        from nmmfast import __version__
+
+        if isinstance(__version__, str) and __version__:
+            return __version__
+    except (ImportError, AttributeError, KeyError):  # no compiled core (a source-only checkout)
+        pass
+    installed = _version("nmmfast")
+    if installed != "unknown":
+        return installed
+    return _pyproject_version(Path(__file__).resolve().parent.parent / "pyproject.toml")
+
+
+def _pyproject_version(path: Path) -> str:
+    """`[project] version` of the pyproject.toml at `path` if it is nmmfast's; else "unknown"."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return "unknown"
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: read the two keys of the [project] table by hand
+        project = _project_table_by_hand(text)
+    else:
+        try:
+            project = tomllib.loads(text).get("project", {})
+        except tomllib.TOMLDecodeError:
+            return "unknown"
+    if not isinstance(project, dict) or project.get("name") != "nmmfast":
+        return "unknown"
+    version = project.get("version")
+    return version if isinstance(version, str) and version else "unknown"
+
+
+def _project_table_by_hand(text: str) -> dict[str, str]:
+    project: dict[str, str] = {}
+    in_project = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_project = stripped == "[project]"
+            continue
+        match = re.fullmatch(r'(name|version)\s*=\s*"([^"]*)"\s*(#.*)?', stripped)
+        if in_project and match:
+            project[match.group(1)] = match.group(2)
+    return project
+
+
 def _signature(
     task: str, lowercase: bool, metrics: Sequence[Metric], settings: Mapping[str, object] | None
 ) -> str:
@@ -684,7 +744,7 @@ def _signature(
     }
     for metric in metrics:
         fields.update(metric.signature_fields())
-    fields["nmmfast"] = _version("nmmfast")
+    fields["nmmfast"] = _nmmfast_version()
     for key, value in (settings or {}).items():
         if value is None:
             continue

@@ -155,23 +155,98 @@ def test_captum_parity_float64(method: str, form: str) -> None:
             assert max_rel(res.attributions[n], expected[0]) <= 1e-5
             assert float(res.delta[n]) == pytest.approx(float(delta), abs=1e-6)
         return
-    t = max(lengths)
-    x = torch.stack([torch.cat([v, v[-1:].expand(t - len(v), -1, -1)]) for v in xs])
-    b = torch.stack([torch.cat([v, v[-1:].expand(t - len(v), -1, -1)]) for v in baselines])
+    x, b = pad_with_last_frame(xs), pad_with_last_frame(baselines)
     if form == "padded":  # all frames real: one captum call over the whole batch
         res = ig.attribute(x, b, n_steps=n_steps, method=method, batch_rows=5)
-        expected = cig.attribute(x, b, n_steps=n_steps, method=method)
+        expected, delta = cig.attribute(
+            x, b, n_steps=n_steps, method=method, return_convergence_delta=True
+        )
         assert res.attributions.shape == x.shape
         assert max_rel(res.attributions, expected) <= 1e-5
+        # captum's delta is per row of its batch, Σ attributions − (F(x) − F(b)) as ours; the
+        # repeated last frames are real frames to both, so F and the sums agree row by row
+        assert delta.shape == res.delta.shape == (len(lengths),)
+        torch.testing.assert_close(res.delta, delta, rtol=0, atol=1e-6)
         return
-    mask = torch.arange(t)[None] < torch.tensor(lengths)[:, None]
+    mask = torch.arange(x.shape[1])[None] < torch.tensor(lengths)[:, None]
     res = ig.attribute(x, b, n_steps=n_steps, method=method, mask=mask)
     for n, length in enumerate(lengths):
-        expected = cig.attribute(
-            x[n : n + 1, :length], b[n : n + 1, :length], n_steps=n_steps, method=method
+        # masked frames are not part of the sample: captum sees only its real frames
+        expected, delta = cig.attribute(
+            x[n : n + 1, :length],
+            b[n : n + 1, :length],
+            n_steps=n_steps,
+            method=method,
+            return_convergence_delta=True,
         )
         assert max_rel(res.attributions[n, :length], expected[0]) <= 1e-5
         assert bool((res.attributions[n, length:] == 0).all())
+        assert float(res.delta[n]) == pytest.approx(float(delta), abs=1e-6)
+
+
+def pad_with_last_frame(samples: list[torch.Tensor]) -> torch.Tensor:
+    """[N, T, J, C]: each sample padded to the longest by repeating its last frame."""
+    t = max(len(v) for v in samples)
+    return torch.stack([torch.cat([v, v[-1:].expand(t - len(v), -1, -1)]) for v in samples])
+
+
+@pytest.mark.parametrize("method", CAPTUM_METHODS)
+@pytest.mark.parametrize("form", ["ragged", "padded", "padded_mask"])
+@pytest.mark.parametrize("batch_rows", [10, 12])
+def test_captum_parity_when_batches_pack_samples(method: str, form: str, batch_rows: int) -> None:
+    """n_steps=4 fits a batch several times: each gradient batch holds all the step points of
+    2 (10 rows) or 3 (12 rows) samples, and the results must still be captum's, sample by
+    sample."""
+    model = PoolModel(7, 3, seed=3)
+    # longest first: {9, 9, 8}, {7, 6}, {5}, {3}, {2} share batches at 12 rows (length buckets
+    # of 3/4 the longest), {9, 9}, {8, 7}, {6, 5}, {3}, {2} at 10
+    lengths = [7, 9, 8, 3, 6, 9, 5, 2]
+    xs = ragged(lengths, seed=21)
+    baselines = [0.1 * lcg(71 + n, x.shape) for n, x in enumerate(xs)]
+    n_steps = 4
+    grad_batches: list[list[int]] = []
+
+    def forward(x, mask, rows):
+        if x.requires_grad:  # a gradient pass (forward-only passes evaluate α = 0 / 1)
+            grad_batches.append(rows.tolist())
+        return model(x, mask)
+
+    ig = IntegratedGradients(forward, model=model)
+    options = dict(n_steps=n_steps, method=method, batch_rows=batch_rows)
+    if form == "ragged":
+        res = ig.attribute(xs, baselines, **options)
+    elif form == "padded":  # every frame real, every sample as long as the longest
+        res = ig.attribute(pad_with_last_frame(xs), pad_with_last_frame(baselines), **options)
+    else:
+        x = pad_with_last_frame(xs)
+        mask = torch.arange(x.shape[1])[None] < torch.tensor(lengths)[:, None]
+        res = ig.attribute(x, pad_with_last_frame(baselines), mask=mask, **options)
+
+    # the packing happened: whole samples, several per batch, never more rows than allowed
+    per_batch = batch_rows // n_steps
+    assert all(len(rows) <= batch_rows for rows in grad_batches)
+    assert all(len(rows) % n_steps == 0 for rows in grad_batches)
+    assert max(len(set(rows)) for rows in grad_batches) == per_batch
+    assert sorted(r for rows in grad_batches for r in rows) == sorted(
+        n for n in range(len(lengths)) for _ in range(n_steps)
+    )
+
+    cig = captum_attr.IntegratedGradients(model)
+    for n, length in enumerate(lengths):
+        real = length if form != "padded" else max(lengths)
+        x_n = xs[n] if form != "padded" else pad_with_last_frame(xs)[n]
+        b_n = baselines[n] if form != "padded" else pad_with_last_frame(baselines)[n]
+        expected, delta = cig.attribute(
+            x_n[None],
+            b_n[None],
+            n_steps=n_steps,
+            method=method,
+            return_convergence_delta=True,
+        )
+        attr = res.attributions[n]
+        assert max_rel(attr[:real], expected[0]) <= 1e-5
+        assert bool((attr[real:] == 0).all())
+        assert float(res.delta[n]) == pytest.approx(float(delta), abs=1e-6)
 
 
 def test_captum_parity_with_class_target() -> None:

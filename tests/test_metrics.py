@@ -11,6 +11,7 @@ import json
 import math
 import random
 import re
+from pathlib import Path
 
 import jiwer
 import pytest
@@ -258,6 +259,19 @@ def test_seen_rate_is_none_without_training_targets():
     assert score(["a"], ["a"], task="slt")["seen_rate"] is None
 
 
+def test_seen_rate_never_counts_an_empty_prediction_even_with_an_empty_training_target():
+    result = score(["", None, "b"], ["a", "a", "b"], task="cslr", train_targets=["", "b"])
+    # "" and None are empty predictions (counted, in the denominator), never seen; "b" is seen.
+    assert result["seen_rate"] == pytest.approx(1 / 3)
+    assert result["n_empty_predictions"] == 2
+    # whitespace-only is empty after normalisation, on both sides
+    spaced = score([" \t", "b"], ["a", "b"], task="slt", train_targets=["  ", "b"])
+    assert spaced["seen_rate"] == pytest.approx(1 / 2)
+    assert spaced["n_empty_predictions"] == 1
+    # only empty training targets: nothing can be seen, but the rate is defined
+    assert score([""], ["a"], task="cslr", train_targets=[""])["seen_rate"] == 0.0
+
+
 # ---------------------------------------------------------------------------------------------
 # normalisation, signature and the template
 
@@ -294,6 +308,45 @@ def test_signature_names_every_setting():
         "0123abcd4567",
     )
     assert "seed" not in fields
+
+
+def _checkout_version() -> str:
+    pyproject = Path(metrics.__file__).resolve().parent.parent / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    return re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE).group(1)
+
+
+def test_signature_names_this_checkouts_nmmfast_version():
+    signature = score(["a"], ["a"], task="slt")["signature"]
+    fields = dict(part.split(":", 1) for part in signature.split("|"))
+    assert fields["nmmfast"] != "unknown"
+    assert fields["nmmfast"] == _checkout_version()
+
+
+def test_version_falls_back_to_pyproject_then_unknown(tmp_path, monkeypatch):
+    import nmmfast
+
+    def no_core(name):
+        raise ImportError("no compiled core")
+
+    monkeypatch.setattr(nmmfast, "__getattr__", no_core)
+    monkeypatch.setattr(metrics, "_version", lambda package: "unknown")  # not pip-installed
+    metrics._nmmfast_version.cache_clear()
+    try:
+        assert metrics._nmmfast_version() == _checkout_version()
+    finally:
+        metrics._nmmfast_version.cache_clear()
+    pyproject = tmp_path / "pyproject.toml"
+    assert metrics._pyproject_version(pyproject) == "unknown"  # missing
+    pyproject.write_text('[project]\nname = "other"\nversion = "9.9"\n', encoding="utf-8")
+    assert metrics._pyproject_version(pyproject) == "unknown"  # not nmmfast's
+    pyproject.write_text('[tool.x]\nversion = "1"\n[project]\nname = "nmmfast"\n'
+                         'version = "2.3.4"  # bumped\n', encoding="utf-8")  # fmt: skip
+    assert metrics._pyproject_version(pyproject) == "2.3.4"
+    assert metrics._project_table_by_hand(pyproject.read_text(encoding="utf-8")) == {
+        "name": "nmmfast",
+        "version": "2.3.4",
+    }
 
 
 @pytest.mark.parametrize("settings", [{"partition": "a|b"}, {"task": "slt"}, {"": 1}])
