@@ -599,3 +599,122 @@ def test_cli_corpus_with_unknown_training_id(tmp_path, capsys):
     )  # fmt: skip
     assert rc == 2
     assert "training id '99_9999' is not in" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: several predictions files, Table 2
+
+
+def _write_table2_inputs(root):
+    """A corpus with control and si partitions, and three predictions files."""
+    _write_corpus(root)
+    si = {"train": ["01_0001", "02_0001"], "dev": [], "test": ["01_0002"]}
+    (root / "partitions" / "si.json").write_text(json.dumps(si), encoding="utf-8")
+    files = {
+        # CSLR WER: 0 + 2 substitutions over 4 reference words = 50 %
+        "control_cslr.jsonl": _PREDICTIONS[:2],
+        # BLEU-4 of "a b c d" against "a b x d": 35.36 (see test_bleu_hand_computed...)
+        "control_slt.jsonl": [
+            {"id": "02_0001", "prediction": "a b c d", "reference": "a b x d", "task": "slt"}
+        ],
+        # "x" against "C D": one substitution, one deletion over 2 words = 100 %
+        "si.jsonl": [{"id": "01_0002", "prediction": "X", "reference": "C D", "task": "cslr"}],
+    }
+    for name, rows in files.items():
+        _write_jsonl(root / name, rows)
+    return {name: root / name for name in files}
+
+
+def test_cli_several_files_write_table2(tmp_path, capsys):
+    files = _write_table2_inputs(tmp_path)
+    out_dir = tmp_path / "metrics"
+    rc = cli_main(
+        ["evaluate", "--predictions", f"si={files['si.jsonl']}",
+         f"control={files['control_cslr.jsonl']}", str(files["control_slt.jsonl"]),
+         "--partition", "control", "--corpus", str(tmp_path), "--beam", "4",
+         "--out-dir", str(out_dir)]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "control-cslr.json",
+        "control-slt.json",
+        "si-cslr.json",
+        "table2.csv",
+        "table2.md",
+    ]
+    control_cslr = json.loads((out_dir / "control-cslr.json").read_text(encoding="utf-8"))
+    assert (control_cslr["partition"], control_cslr["task"]) == ("control", "cslr")
+    assert control_cslr["predictions"] == str(files["control_cslr.jsonl"])
+    assert control_cslr["scores"] == score(
+        ["A B", "C D"],
+        ["A B", "E F"],
+        task="cslr",
+        train_targets=["A B", "C D"],
+        settings={"partition": "control", "beam": 4},
+    )
+    si_cslr = json.loads((out_dir / "si-cslr.json").read_text(encoding="utf-8"))["scores"]
+    assert si_cslr["seen_rate"] == 0.0 and "partition:si" in si_cslr["signature"]
+
+    markdown = (out_dir / "table2.md").read_text(encoding="utf-8")
+    lines = markdown.splitlines()
+    assert lines[:4] == [
+        "| Partition | CSLR WER (%) ↓ | SLT BLEU-4 (%) ↑ |",
+        "|---|---:|---:|",
+        "| Control | 50.00 | 35.36 |",
+        "| Signer-independent | 100.00 | – |",
+    ]
+    assert f"- Control, CSLR: `{control_cslr['scores']['signature']}`" in lines
+    assert markdown in printed  # the same table is printed after the per-file scores
+    rows = list(csv.DictReader(io.StringIO((out_dir / "table2.csv").read_text(encoding="utf-8"))))
+    assert [r["partition"] for r in rows] == ["control", "si"]
+    assert float(rows[0]["cslr_wer"]) == pytest.approx(50.0)
+    assert float(rows[0]["slt_bleu4"]) == pytest.approx(100.0 * 0.015625**0.25, rel=1e-5)
+    assert float(rows[1]["cslr_wer"]) == pytest.approx(100.0)
+    assert rows[1]["slt_bleu4"] == ""
+
+
+def test_cli_one_file_out_dir_and_wide_table(tmp_path, capsys):
+    _write_corpus(tmp_path)
+    predictions = tmp_path / "pred.jsonl"
+    _write_jsonl(predictions, _PREDICTIONS)
+    out_dir = tmp_path / "out"
+    rc = cli_main(
+        ["evaluate", "--predictions", f"control={predictions}", "--corpus", str(tmp_path),
+         "--out-dir", str(out_dir), "--wide"]
+    )  # fmt: skip
+    assert rc == 0
+    rows = list(csv.DictReader(io.StringIO((out_dir / "table2.csv").read_text(encoding="utf-8"))))
+    assert len(rows) == 1 and rows[0]["partition"] == "control"
+    assert float(rows[0]["cslr_wer"]) == pytest.approx(50.0)
+    assert float(rows[0]["cslr_seen_rate"]) == pytest.approx(1.0)
+    assert float(rows[0]["slt_seen_rate"]) == pytest.approx(0.5)
+    assert rows[0]["slt_n"] == "2"
+    assert "| CSLR exact match (%) ↑ |" in (out_dir / "table2.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("specs", "extra", "message"),
+    [
+        (["control_cslr.jsonl", "si.jsonl"], [], "each needs its partition"),
+        (["control=control_cslr.jsonl", "control=control_cslr.jsonl"], [],
+         "task 'cslr' comes from both"),
+        (["control=control_cslr.jsonl", "si=si.jsonl"], ["--out", "r.json"],
+         "--out takes one predictions file"),
+        (["control=control_cslr.jsonl", "si=si.jsonl"], ["--train-targets", "control_slt.jsonl"],
+         "use --corpus DIR"),
+        (["control=control_cslr.jsonl", "si=si.jsonl"], ["--checkpoint", "si.jsonl"],
+         "--checkpoint names the weights of one predictions file"),
+        (["=si.jsonl"], [], "expected PARTITION=PATH or PATH"),
+        (["a/b=si.jsonl"], ["--out-dir", "out"], "cannot name a file"),
+        (["control_cslr.jsonl"], ["--out-dir", "out"], "Table 2 rows are partitions"),
+    ],
+)  # fmt: skip
+def test_cli_several_files_errors(tmp_path, monkeypatch, capsys, specs, extra, message):
+    _write_table2_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["evaluate", "--predictions", *specs, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nmmfast evaluate: error:")
+    assert re.search(re.escape(message), err), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.json").exists()
