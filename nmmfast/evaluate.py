@@ -338,7 +338,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--corpus",
         metavar="DIR",
         help="corpus directory with manifest.jsonl and partitions/ "
-        "(training targets of --partition)",
+        "(training targets of each file's partition)",
     )
     parser.add_argument(
         "--partition",
@@ -383,7 +383,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Table 2 with every metric of both tasks, not only CSLR WER and SLT BLEU-4",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of text (a list, one entry per file, with several files)",
+    )
 
 
 def _payload(predictions: PredictionsFile, reports: dict[str, ScoreReport]) -> dict[str, Any]:
