@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nmmfast.cli import main as cli_main
-from nmmfast.data.dataset import Corpus, PoseDataset
+from nmmfast.data.dataset import Corpus, PoseDataset, collate
 from nmmfast.decode import PoseEncoderSession, decode, predict
 from nmmfast.model import load_model
 from nmmfast.train import train
@@ -26,6 +26,23 @@ def _export_tool():
     return module
 
 
+# The fixture's 8 test clips are 90..159 frames long; MAX_FRAMES cuts the two longest and leaves
+# the others shorter, so a batch of them is padded (to its longest clip). The fixture's model
+# decodes clip-dependent, non-empty text, so the comparisons below compare something.
+MAX_FRAMES = 128
+
+
+def _test_split(corpus: Path, model) -> PoseDataset:
+    data = Corpus.open(corpus)
+    return PoseDataset(
+        data,
+        data.partition("control")["test"],
+        "slt",
+        layout=model.config.layout,
+        max_frames=model.config.max_frames,
+    )
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from nmmfast.data.annotations import read_manifest
@@ -33,21 +50,32 @@ def trained(tmp_path_factory):
     from nmmfast.data.synth import generate, write_corpus
 
     corpus = tmp_path_factory.mktemp("corpus")
-    write_corpus(generate(20, 2), corpus)
+    write_corpus(generate(40, 2), corpus)
     write_partitions(corpus, make_partitions(read_manifest(corpus / "manifest.jsonl"), 0))
     run = tmp_path_factory.mktemp("run")
+    # 105 steps at a high learning rate: enough for the 28 training clips to steer the decoder
     train(
         corpus,
         "control",
         "slt",
         run,
-        epochs=1,
+        epochs=15,
         batch_size=4,
+        lr=2e-3,
         dev_beam=1,
+        dev_from=15,
         max_new_tokens=4,
+        max_frames=MAX_FRAMES,
         progress=False,
         device="cpu",
     )
+    model = load_model(run, weights=run / "best.pt")
+    assert model.config.max_frames == MAX_FRAMES
+    dataset = _test_split(corpus, model)
+    lengths = sorted(dataset.lengths)
+    assert lengths[0] < 0.75 * MAX_FRAMES and lengths[-1] == MAX_FRAMES, lengths
+    texts = list(predict(model, dataset, batch_size=1, num_beams=2, max_new_tokens=5).values())
+    assert all(texts) and len(set(texts)) > 1, texts
     return corpus, run
 
 
@@ -84,11 +112,22 @@ def test_decode_cli_writes_rows_in_split_order(trained, tmp_path):
 def test_predictions_do_not_depend_on_batching(trained):
     corpus, run = trained
     model = load_model(run, weights=run / "best.pt")
-    data = Corpus.open(corpus)
-    dataset = PoseDataset(data, data.partition("control")["test"], "slt", max_frames=64)
-    one = predict(model, dataset, batch_size=1, num_beams=2, max_new_tokens=5)
-    many = predict(model, dataset, batch_size=8, num_beams=2, max_new_tokens=5)
-    assert one == many and len(one) == len(dataset)
+    dataset = _test_split(corpus, model)
+    for beams in (1, 2):
+        one = predict(model, dataset, batch_size=1, num_beams=beams, max_new_tokens=5)
+        assert len(one) == len(dataset) and all(one.values())
+        for batch_size in (3, 8):  # batches of 3, 3 and 2 clips, then all 8 padded to 128
+            many = predict(model, dataset, batch_size=batch_size, num_beams=beams, max_new_tokens=5)
+            assert many == one, (beams, batch_size)
+    # what the search reads: the padded batch's encoder states on each clip's own positions
+    items = [dataset[i] for i in range(len(dataset))]
+    padded = collate(items)
+    with torch.no_grad():
+        states, _ = model.encode(padded.poses, padded.mask)
+        for row, item in enumerate(items):
+            alone = collate([item])
+            expected = model.encode(alone.poses, alone.mask)[0][0]
+            assert (states[row, : len(expected)] - expected).abs().max() <= 1e-4, item[0]
 
 
 def test_skipped_samples_get_a_null_prediction(trained, tmp_path):
@@ -124,7 +163,9 @@ def test_onnx_pose_encoder_matches_pytorch_and_decodes_the_same(trained, tmp_pat
         encoder_backend="onnxruntime",
         onnx_model=path,
     )
-    assert [r["prediction"] for r in onnx_rows] == [r["prediction"] for r in torch_rows]
+    predictions = [r["prediction"] for r in torch_rows]
+    assert all(predictions) and len(set(predictions)) > 1
+    assert [r["prediction"] for r in onnx_rows] == predictions
     assert tool.main(["--run", str(run), "--out", str(tmp_path / "cli.onnx")]) == 0
 
 
