@@ -272,11 +272,6 @@ def _build_or_load_model(
                 f"{config!r} was asked for; resume with --config {model.config.name} or train "
                 f"into a new --out"
             )
-        if max_frames is not None and model.config.max_frames != max_frames:
-            raise ValueError(
-                f"{run / LAST}: run was started with max_frames={model.config.max_frames}, now "
-                f"{max_frames}; exact resume needs the same settings"
-            )
         return model
     cfg = CONFIGS.get(config)
     if cfg is None:
@@ -397,7 +392,7 @@ def train(
             "precision": precision,
             "init_from": None if init_from is None else str(init_from),
             "dev_from": dev_from,
-            "max_frames": model.config.max_frames,
+            "max_frames": model.config.max_frames if max_frames is None else max_frames,
             "label_smoothing": model.config.label_smoothing
             if label_smoothing is None
             else label_smoothing,
@@ -438,7 +433,7 @@ def train(
             for key in (
                 "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",
                 "label_smoothing", "seed", "clip", "weight_decay", "precision", "dev_beam",
-                "dev_from",
+                "dev_from", "max_frames",
             ):
                 if key in saved and saved[key] != args_record[key]:
                     raise ValueError(

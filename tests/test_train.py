@@ -229,7 +229,8 @@ def test_max_frames_reaches_the_model_config_and_is_checked(corpus_dir, tmp_path
     model, _, _ = load_run(run, device="cpu")
     assert model.config.max_frames == 12  # decoding, attribution and probes read it from here
     with pytest.raises(ValueError, match="max_frames=12"):
-        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, max_frames=16, **FAST)
+        train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, max_frames=16,
+              **dict(FAST, batch_size=8))  # the run's own batch size: only the frames differ
     with pytest.raises(ValueError, match="max_frames"):
         train(corpus_dir, "control", "cslr", tmp_path / "bad", epochs=1, max_frames=0, **FAST)
 
