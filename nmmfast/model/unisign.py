@@ -283,17 +283,13 @@ class UniSignModel(nn.Module):
         rows = hidden[valid]
         targets = target_ids[valid]
         head = self.text_model.get_output_embeddings()
-        dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-        if isinstance(head, nn.Linear):
-            values = target_log_probs(rows, head.weight, head.bias, targets, chunk_tokens)
-        else:  # another head: its logits, chunk by chunk, kept for the backward
-            pieces = [rows.new_zeros(0, dtype=dtype)]
-            for start in range(0, rows.shape[0], chunk_tokens):
-                logits = head(rows[start : start + chunk_tokens]).to(dtype)
-                target_logit = logits.gather(1, targets[start : start + chunk_tokens, None])[:, 0]
-                pieces.append(target_logit - torch.logsumexp(logits, dim=1))
-            values = torch.cat(pieces)
-        out = torch.zeros(target_ids.shape, dtype=dtype, device=hidden.device)
+        if not isinstance(head, nn.Linear):  # every T5/mT5 head is one
+            raise TypeError(
+                f"token_log_probs: the text model's output projection must be an nn.Linear, got "
+                f"{type(head).__name__}"
+            )
+        values = target_log_probs(rows, head.weight, head.bias, targets, chunk_tokens)
+        out = torch.zeros(target_ids.shape, dtype=values.dtype, device=hidden.device)
         return out.masked_scatter(valid, values)
 
     def sequence_log_prob(
