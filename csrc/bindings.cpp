@@ -1,8 +1,10 @@
 // The one Python binding file of nmmfast._C: parameter structs, one m.def per op, build_info.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 
+#include "graph_conv.h"
 #include "ig_reduce.h"
 #include "ig_scale.h"
 
@@ -110,6 +112,51 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("device", &IgReduceParams::device)
       .def_readwrite("num_threads", &IgReduceParams::num_threads);
 
+  py::enum_<GraphConvIsa>(m, "GraphConvIsa")
+      .value("auto", GraphConvIsa::Auto)
+      .value("generic", GraphConvIsa::Generic)
+      .value("avx2", GraphConvIsa::Avx2)
+      .value("avx512", GraphConvIsa::Avx512);
+  py::class_<GraphConvParams> conv(m, "GraphConvParams");
+  conv.def(py::init<>());
+  def_pointer(conv, "x", &GraphConvParams::x);
+  def_pointer(conv, "weight_t", &GraphConvParams::weight_t);
+  def_pointer(conv, "adjacency", &GraphConvParams::adjacency);
+  def_pointer(conv, "bias", &GraphConvParams::bias);
+  def_pointer(conv, "out", &GraphConvParams::out);
+  conv.def_readwrite("rows", &GraphConvParams::rows)
+      .def_readwrite("joints", &GraphConvParams::joints)
+      .def_readwrite("in_channels", &GraphConvParams::in_channels)
+      .def_readwrite("kernels", &GraphConvParams::kernels)
+      .def_readwrite("out_channels", &GraphConvParams::out_channels)
+      .def_readwrite("dtype", &GraphConvParams::dtype)
+      .def_readwrite("isa", &GraphConvParams::isa)
+      .def_readwrite("num_threads", &GraphConvParams::num_threads);
+
+  py::class_<GraphConvBackwardParams> conv_back(m, "GraphConvBackwardParams");
+  conv_back.def(py::init<>());
+  def_pointer(conv_back, "grad_out", &GraphConvBackwardParams::grad_out);
+  def_pointer(conv_back, "out", &GraphConvBackwardParams::out);
+  def_pointer(conv_back, "weight", &GraphConvBackwardParams::weight);
+  def_pointer(conv_back, "adjacency_t", &GraphConvBackwardParams::adjacency_t);
+  def_pointer(conv_back, "grad_x", &GraphConvBackwardParams::grad_x);
+  conv_back.def_readwrite("rows", &GraphConvBackwardParams::rows)
+      .def_readwrite("joints", &GraphConvBackwardParams::joints)
+      .def_readwrite("in_channels", &GraphConvBackwardParams::in_channels)
+      .def_readwrite("kernels", &GraphConvBackwardParams::kernels)
+      .def_readwrite("out_channels", &GraphConvBackwardParams::out_channels)
+      .def_readwrite("dtype", &GraphConvBackwardParams::dtype)
+      .def_readwrite("isa", &GraphConvBackwardParams::isa)
+      .def_readwrite("num_threads", &GraphConvBackwardParams::num_threads);
+
+  m.def("graph_conv", &graph_conv_forward, py::arg("params"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Folded ST-GCN graph convolution on the host: ReLU(A (x W^T) + bias) per frame.");
+  m.def("graph_conv_backward", &graph_conv_backward, py::arg("params"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Input gradient of graph_conv, given the forward's output.");
+  m.def("graph_conv_isas", &graph_conv_isas,
+        "graph_conv variants this build has that this CPU runs, widest (the default) first.");
   m.def("ig_scale", &ig_scale, py::arg("params"), py::call_guard<py::gil_scoped_release>(),
         "Build the IG step batch [N*m, t_max, J, C] and mask from packed ragged poses.");
   m.def("ig_reduce", &ig_reduce, py::arg("params"), py::call_guard<py::gil_scoped_release>(),

@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf build/dev-install
 pip install --no-build-isolation --no-deps --target build/dev-install "$@" . >/dev/null
-cp build/dev-install/nmmfast/_C*.so nmmfast/
+# a new file, not an overwrite: processes that have the old one loaded keep their mapping
+for lib in build/dev-install/nmmfast/_C*.so; do
+  cp "$lib" "nmmfast/.$(basename "$lib").new" && mv -f "nmmfast/.$(basename "$lib").new" "nmmfast/$(basename "$lib")"
+done
 python -c "import nmmfast, json; print(json.dumps(nmmfast.info()))"

@@ -4,7 +4,8 @@ Features flow as [N, T, V, C] (channels last), so the 1×1 graph convolution is 
 aggregation over neighbours one batched matmul, and the temporal convolution runs on oneDNN's
 channels-last path; no 5-D einsum and no layout copies between blocks. In eval mode a block can
 fold its batch norms into the layers before them (`STGCNBlock.fold_batch_norm`): the graph
-convolution then becomes a `FoldedGraphConv` with its constants precomputed.
+convolution then becomes a `FoldedGraphConv` with its constants precomputed, which runs as one
+fused kernel per frame on the host (`nmmfast.model.fused_graph_conv`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nmmfast.model.fused_graph_conv import (
+    fused_graph_conv,
+    fused_graph_conv_usable,
+    graph_conv_reference,
+)
 
 __all__ = [
     "FoldedGraphConv",
@@ -121,8 +128,10 @@ class FoldedGraphConv(nn.Module):
 
     The batch norm's scale goes into the 1×1 conv (it commutes with the aggregation over
     joints); its shift and the conv's aggregated bias make one [V, C_out] constant that the
-    aggregation's bmm adds, so no pass of its own touches the activations. Weights are buffers:
-    the block computes gradients for its input only.
+    aggregation adds, so no pass of its own touches the activations. Weights are buffers: the
+    block computes gradients for its input only. On the host (float32/float64, no autocast) it
+    runs as one fused kernel per frame (`fused_graph_conv`); elsewhere as a GEMM plus one
+    batched matmul (`graph_conv_reference`).
     """
 
     def __init__(self, gcn: GraphConv) -> None:
@@ -137,17 +146,16 @@ class FoldedGraphConv(nn.Module):
             self.register_buffer("weight", weight.flatten(0, 1).contiguous())
             self.register_buffer("adjacency", gcn.folded_adjacency().contiguous())
             self.register_buffer("bias", (gcn.aggregated_bias() * scale + shift).contiguous())
+            # the transposes the fused kernel reads
+            self.register_buffer("weight_t", self.weight.t().contiguous())
+            self.register_buffer("adjacency_t", self.adjacency.t().contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, v, _ = x.shape
-        rows = n * t
-        y = F.linear(x, self.weight.to(x.dtype)).view(rows, v * self.kernels, self.out_channels)
-        y = torch.baddbmm(
-            self.bias.to(x.dtype).expand(rows, -1, -1),
-            self.adjacency.to(x.dtype).expand(rows, -1, -1),
-            y,
-        )
-        return y.relu_().view(n, t, v, self.out_channels)
+        if fused_graph_conv_usable(x):
+            return fused_graph_conv(x, self.weight, self.adjacency, self.bias, self.weight_t,
+                                    self.adjacency_t)
+        return graph_conv_reference(x, self.weight.to(x.dtype), self.adjacency.to(x.dtype),
+                                    self.bias.to(x.dtype))
 
 
 class STGCNBlock(nn.Module):

@@ -1,0 +1,155 @@
+"""The batch-norm-folded graph convolution ReLU(A · (x Wᵀ) + bias) as one fused host kernel.
+
+`nmmfast._C.graph_conv` runs both products of a frame back to back, so the 1×1 conv's output
+([V·K, C] per frame, twice the block's output) never leaves the cache, and adds the bias and the
+ReLU on the way out; its backward does the same for the input gradient, masked by the saved
+output. Weights and adjacency are constants: only the input gets a gradient, which is all the
+attribution engine and decoding need. `graph_conv_reference` is the plain-PyTorch definition the
+kernel must match.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nmmfast import _native
+
+__all__ = ["fused_graph_conv", "fused_graph_conv_usable", "graph_conv_reference", "kernel_isas"]
+
+_DTYPES = {torch.float32: _native._C.DType.float32, torch.float64: _native._C.DType.float64}
+
+
+def kernel_isas() -> list[str]:
+    """The kernel's variants this build has that this CPU runs, widest (the default) first:
+    "avx512", "avx2" (x86 builds) and "generic"."""
+    return list(_native._C.graph_conv_isas())
+
+
+def fused_graph_conv_usable(x: torch.Tensor) -> bool:
+    """True where the fused kernel applies: host float32/float64 tensors outside autocast."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in _DTYPES
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def graph_conv_reference(
+    x: torch.Tensor, weight: torch.Tensor, adjacency: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """x [N, T, V, C_in], weight [K·C, C_in], adjacency [V, V·K], bias [V, C] -> [N, T, V, C]:
+    out[w, c] = ReLU(Σ_{u,k} adjacency[w, u·K + k] (x[u] · weight[k·C + c]) + bias[w, c])."""
+    n, t, v, _ = x.shape
+    out_channels = bias.shape[1]
+    y = F.linear(x, weight).reshape(n * t, -1, out_channels)
+    y = torch.baddbmm(bias.expand(n * t, -1, -1), adjacency.expand(n * t, -1, -1), y)
+    return y.relu_().view(n, t, v, out_channels)
+
+
+def fused_graph_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    adjacency: torch.Tensor,
+    bias: torch.Tensor,
+    weight_t: torch.Tensor | None = None,
+    adjacency_t: torch.Tensor | None = None,
+    *,
+    isa: str | None = None,
+) -> torch.Tensor:
+    """`graph_conv_reference` on the fused host kernel; differentiable in x only.
+
+    weight_t [C_in, K·C] and adjacency_t [V·K, V] are the contiguous transposes the kernel reads;
+    pass them precomputed to save two small copies per call. `isa` picks one of `kernel_isas()`
+    (default: the widest).
+    """
+    if isa is not None and isa not in kernel_isas():
+        raise ValueError(f"fused_graph_conv: isa {isa!r} is not one of {kernel_isas()} here")
+    if not fused_graph_conv_usable(x):
+        raise ValueError(
+            f"fused_graph_conv: host float32/float64 tensors outside autocast only, got "
+            f"{x.dtype} on {x.device}"
+        )
+    if x.dim() != 4:
+        raise ValueError(f"fused_graph_conv: x must be [N, T, V, C_in], got {tuple(x.shape)}")
+    n, t, v, c_in = x.shape
+    kc = weight.shape[0]
+    out_channels = bias.shape[-1]
+    expected = {
+        "weight": (weight, (kc, c_in)),
+        "adjacency": (adjacency, (v, adjacency.shape[1])),
+        "bias": (bias, (v, out_channels)),
+    }
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"fused_graph_conv: {name} must be {shape} for x {tuple(x.shape)}, "
+                f"got {tuple(tensor.shape)}"
+            )
+    if kc % out_channels or adjacency.shape[1] != v * (kc // out_channels):
+        raise ValueError(
+            f"fused_graph_conv: weight rows ({kc}) must be K·C and adjacency columns "
+            f"({adjacency.shape[1]}) V·K for C = {out_channels}, V = {v}"
+        )
+    if weight_t is None:
+        weight_t = weight.t()
+    if adjacency_t is None:
+        adjacency_t = adjacency.t()
+    constants = [
+        c.detach().to(x.dtype).contiguous()
+        for c in (weight, weight_t, adjacency, adjacency_t, bias)
+    ]
+    isa_code = getattr(_native._C.GraphConvIsa, isa or "auto")
+    return _FusedGraphConv.apply(x, isa_code, *constants).view(n, t, v, out_channels)
+
+
+def _params(cls, x: torch.Tensor, rows: int, shape: tuple[int, int, int, int], isa):
+    joints, in_channels, kernels, out_channels = shape
+    params = cls()
+    params.rows = rows
+    params.joints = joints
+    params.in_channels = in_channels
+    params.kernels = kernels
+    params.out_channels = out_channels
+    params.dtype = _DTYPES[x.dtype]
+    params.isa = isa
+    params.num_threads = torch.get_num_threads()
+    return params
+
+
+class _FusedGraphConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, isa, weight, weight_t, adjacency, adjacency_t, bias):  # noqa: D102
+        x = x.detach().contiguous()
+        n, t, v, c_in = x.shape
+        out_channels = bias.shape[1]
+        shape = (v, c_in, weight.shape[0] // out_channels, out_channels)
+        out = torch.empty(n * t, v, out_channels, dtype=x.dtype)
+        params = _params(_native._C.GraphConvParams, x, n * t, shape, isa)
+        params.x = x.data_ptr()
+        params.weight_t = weight_t.data_ptr()
+        params.adjacency = adjacency.data_ptr()
+        params.bias = bias.data_ptr()
+        params.out = out.data_ptr()
+        _native._C.graph_conv(params)
+        ctx.save_for_backward(out, weight, adjacency_t)
+        ctx.shape = shape
+        ctx.isa = isa
+        ctx.input_shape = x.shape
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # noqa: D102
+        out, weight, adjacency_t = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_x = torch.empty(ctx.input_shape, dtype=out.dtype)
+        params = _params(_native._C.GraphConvBackwardParams, out, out.shape[0], ctx.shape,
+                         ctx.isa)
+        params.grad_out = grad_out.data_ptr()
+        params.out = out.data_ptr()
+        params.weight = weight.data_ptr()
+        params.adjacency_t = adjacency_t.data_ptr()
+        params.grad_x = grad_x.data_ptr()
+        _native._C.graph_conv_backward(params)
+        return grad_x, None, None, None, None, None, None
