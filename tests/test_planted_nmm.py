@@ -92,22 +92,28 @@ def test_question_tokens_draw_face_and_head_attribution(trained) -> None:
     from nmmfast.skeleton import get_layout
 
     corpus, model, test_ids = trained
-    questions = [i for i in test_ids if _is_question(corpus.rows[i])][:8]
+    questions = [i for i in test_ids if _is_question(corpus.rows[i])][:16]
     dataset = PoseDataset(corpus, questions, "slt", max_frames=model.config.max_frames)
     poses = [dataset[k][1] for k in range(len(dataset))]
     res = SequenceAttributor(model).attribute(poses, n_steps=8, per_token=True, num_beams=1)
     face_head = torch.from_numpy(face_head_mask(get_layout(model.config.layout)))
-    marker, other = [], []
+    marker, other, clip_wins = [], [], []
     for row, tokens in enumerate(res.target_tokens):
         per_joint = res.ig.attributions[row][: len(tokens)].abs().sum(dim=(1, 3))  # [L, J]
         shares = per_joint[:, face_head].sum(1) / per_joint.sum(1).clamp_min(1e-30)
-        for token, share in zip(tokens, shares.tolist(), strict=True):
-            if token in QUESTION_TOKENS:
-                marker.append(share)
-            elif token != "</s>":
-                other.append(share)
-    assert len(marker) >= len(questions)  # the questions were decoded as questions
-    assert np.mean(marker) > 1.2 * np.mean(other), (np.mean(marker), np.mean(other))
+        clip_marker = [s for t, s in zip(tokens, shares.tolist(), strict=True)
+                       if t in QUESTION_TOKENS]
+        clip_other = [s for t, s in zip(tokens, shares.tolist(), strict=True)
+                      if t not in QUESTION_TOKENS and t != "</s>"]
+        assert clip_marker and clip_other  # every question was decoded as a question
+        marker += clip_marker
+        other += clip_other
+        clip_wins.append(np.mean(clip_marker) > np.mean(clip_other))
+    # Pooled over tokens, and paired within clips: if the shares did not depend on the token
+    # kind, each clip would go either way with even odds and 12 or more of 16 would happen
+    # 3.8 % of the time.
+    assert np.mean(marker) > np.mean(other), (np.mean(marker), np.mean(other))
+    assert sum(clip_wins) >= 12, clip_wins
 
 
 def test_study_attribution_and_counterfactual_recover_the_marker(trained, tmp_path) -> None:
