@@ -117,6 +117,10 @@ PYBIND11_MODULE(_C, m) {
       .value("generic", GraphConvIsa::Generic)
       .value("avx2", GraphConvIsa::Avx2)
       .value("avx512", GraphConvIsa::Avx512);
+  py::enum_<GraphConvResidual>(m, "GraphConvResidual")
+      .value("none", GraphConvResidual::None)
+      .value("identity", GraphConvResidual::Identity)
+      .value("linear", GraphConvResidual::Linear);
   py::class_<GraphConvParams> conv(m, "GraphConvParams");
   conv.def(py::init<>());
   def_pointer(conv, "x", &GraphConvParams::x);
@@ -124,7 +128,11 @@ PYBIND11_MODULE(_C, m) {
   def_pointer(conv, "adjacency", &GraphConvParams::adjacency);
   def_pointer(conv, "bias", &GraphConvParams::bias);
   def_pointer(conv, "out", &GraphConvParams::out);
-  conv.def_readwrite("rows", &GraphConvParams::rows)
+  def_pointer(conv, "residual_weight_t", &GraphConvParams::residual_weight_t);
+  def_pointer(conv, "residual_bias", &GraphConvParams::residual_bias);
+  def_pointer(conv, "gcn_out", &GraphConvParams::gcn_out);
+  conv.def_readwrite("residual", &GraphConvParams::residual)
+      .def_readwrite("rows", &GraphConvParams::rows)
       .def_readwrite("joints", &GraphConvParams::joints)
       .def_readwrite("in_channels", &GraphConvParams::in_channels)
       .def_readwrite("kernels", &GraphConvParams::kernels)
@@ -140,7 +148,10 @@ PYBIND11_MODULE(_C, m) {
   def_pointer(conv_back, "weight", &GraphConvBackwardParams::weight);
   def_pointer(conv_back, "adjacency_t", &GraphConvBackwardParams::adjacency_t);
   def_pointer(conv_back, "grad_x", &GraphConvBackwardParams::grad_x);
-  conv_back.def_readwrite("rows", &GraphConvBackwardParams::rows)
+  def_pointer(conv_back, "residual_weight", &GraphConvBackwardParams::residual_weight);
+  def_pointer(conv_back, "gcn_out", &GraphConvBackwardParams::gcn_out);
+  conv_back.def_readwrite("residual", &GraphConvBackwardParams::residual)
+      .def_readwrite("rows", &GraphConvBackwardParams::rows)
       .def_readwrite("joints", &GraphConvBackwardParams::joints)
       .def_readwrite("in_channels", &GraphConvBackwardParams::in_channels)
       .def_readwrite("kernels", &GraphConvBackwardParams::kernels)
@@ -151,7 +162,8 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("graph_conv", &graph_conv_forward, py::arg("params"),
         py::call_guard<py::gil_scoped_release>(),
-        "Folded ST-GCN graph convolution on the host: ReLU(A (x W^T) + bias) per frame.");
+        "Folded ST-GCN graph convolution on the host: ReLU(A (x W^T) + bias) per frame, "
+        "optionally with a spatial block's residual and last ReLU.");
   m.def("graph_conv_backward", &graph_conv_backward, py::arg("params"),
         py::call_guard<py::gil_scoped_release>(),
         "Input gradient of graph_conv, given the forward's output.");

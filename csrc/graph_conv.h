@@ -12,6 +12,13 @@
 
 namespace nmmfast {
 
+// What a spatial ST-GCN block adds to the graph convolution before its last ReLU.
+enum class GraphConvResidual : int32_t {
+  None = 0,      // out = the graph convolution
+  Identity = 1,  // out = ReLU(graph convolution + x); C_in == C
+  Linear = 2,    // out = ReLU(graph convolution + x R^T + r)
+};
+
 // Which compiled variant runs: Auto picks the widest this CPU supports.
 enum class GraphConvIsa : int32_t { Auto = 0, Generic = 1, Avx2 = 2, Avx512 = 3 };
 
@@ -21,6 +28,11 @@ struct GraphConvParams {
   const void* adjacency = nullptr;    // [V, V*K]: out joint w <- column u*K + k holds A[k, u, w]
   const void* bias = nullptr;         // [V, C]: added after the aggregation
   void* out = nullptr;                // [rows, V, C]
+  GraphConvResidual residual = GraphConvResidual::None;
+  const void* residual_weight_t = nullptr;  // [C_in, C] (Linear): R transposed
+  const void* residual_bias = nullptr;      // [C] (Linear)
+  void* gcn_out = nullptr;            // [rows, V, C] with a residual: the graph convolution's own
+                                      // (ReLU'd) output, which the backward needs
   int64_t rows = 0;                   // every (sample, frame) pair
   int64_t joints = 0;                 // V
   int64_t in_channels = 0;            // C_in
@@ -34,6 +46,9 @@ struct GraphConvParams {
 struct GraphConvBackwardParams {
   const void* grad_out = nullptr;     // [rows, V, C]
   const void* out = nullptr;          // [rows, V, C]: the forward's output (its ReLU mask)
+  GraphConvResidual residual = GraphConvResidual::None;
+  const void* residual_weight = nullptr;  // [C, C_in] (Linear): R
+  const void* gcn_out = nullptr;      // [rows, V, C] with a residual: the forward's gcn_out
   const void* weight = nullptr;       // [K*C, C_in]: the 1×1 conv's weight
   const void* adjacency_t = nullptr;  // [V*K, V]: the forward's adjacency, transposed
   void* grad_x = nullptr;             // [rows, V, C_in]

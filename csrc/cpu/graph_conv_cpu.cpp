@@ -76,8 +76,23 @@ std::vector<std::string> graph_conv_isas() {
   return names;
 }
 
+void check_residual(GraphConvResidual residual, int64_t in_channels, int64_t out_channels,
+                    bool buffers, const char* op) {
+  if (residual == GraphConvResidual::Identity && in_channels != out_channels)
+    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
+                                ": an identity residual needs C_in == C");
+  if (residual != GraphConvResidual::None && !buffers)
+    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
+                                ": a residual needs its weights and the graph convolution's "
+                                "own output buffer");
+}
+
 void graph_conv_forward(const GraphConvParams& p) {
   check(p.rows, p.joints, p.in_channels, p.kernels, p.out_channels, p.dtype, "graph_conv");
+  check_residual(p.residual, p.in_channels, p.out_channels,
+                 p.gcn_out && (p.residual != GraphConvResidual::Linear ||
+                               (p.residual_weight_t && p.residual_bias)),
+                 "graph_conv");
   if (p.rows == 0) return;
   switch (resolve(p.isa, "graph_conv")) {
 #if defined(NMMFAST_X86_KERNELS)
@@ -91,6 +106,9 @@ void graph_conv_forward(const GraphConvParams& p) {
 void graph_conv_backward(const GraphConvBackwardParams& p) {
   check(p.rows, p.joints, p.in_channels, p.kernels, p.out_channels, p.dtype,
         "graph_conv_backward");
+  check_residual(p.residual, p.in_channels, p.out_channels,
+                 p.gcn_out && (p.residual != GraphConvResidual::Linear || p.residual_weight),
+                 "graph_conv_backward");
   if (p.rows == 0) return;
   switch (resolve(p.isa, "graph_conv_backward")) {
 #if defined(NMMFAST_X86_KERNELS)

@@ -107,15 +107,34 @@ void forward(const GraphConvParams& p) {
   const auto* weight_t = static_cast<const T*>(p.weight_t);
   const auto* adjacency = static_cast<const T*>(p.adjacency);
   const auto* bias = static_cast<const T*>(p.bias);
+  const auto* residual_weight_t = static_cast<const T*>(p.residual_weight_t);
+  const auto* residual_bias = static_cast<const T*>(p.residual_bias);
   auto* out = static_cast<T*>(p.out);
+  auto* gcn_out = static_cast<T*>(p.gcn_out);
+  const bool residual = p.residual != GraphConvResidual::None;
   const int64_t flops = 2 * v * kc * (cin + v);
   parallel_for(p.rows, min_rows_per_thread(flops), p.num_threads, [&](int64_t begin, int64_t end) {
     std::vector<T> conv(v * kc);  // one frame's 1×1 conv output: [V, K*C] = [V*K, C]
     for (int64_t r = begin; r < end; ++r) {
-      small_gemm<T>(v, cin, kc, x + r * v * cin, cin, weight_t, kc, conv.data(), kc, nullptr, 0);
+      const T* xr = x + r * v * cin;
+      small_gemm<T>(v, cin, kc, xr, cin, weight_t, kc, conv.data(), kc, nullptr, 0);
       T* o = out + r * v * c;
-      small_gemm<T>(v, v * p.kernels, c, adjacency, v * p.kernels, conv.data(), c, o, c, bias, c);
-      for (int64_t i = 0; i < v * c; ++i) o[i] = o[i] > T(0) ? o[i] : T(0);
+      T* z = residual ? gcn_out + r * v * c : o;
+      small_gemm<T>(v, v * p.kernels, c, adjacency, v * p.kernels, conv.data(), c, z, c, bias, c);
+      for (int64_t i = 0; i < v * c; ++i) z[i] = z[i] > T(0) ? z[i] : T(0);
+      if (p.residual == GraphConvResidual::Identity) {
+        for (int64_t i = 0; i < v * c; ++i) {
+          const T s = z[i] + xr[i];
+          o[i] = s > T(0) ? s : T(0);
+        }
+      } else if (p.residual == GraphConvResidual::Linear) {
+        // o = r + x R^T (the bias broadcast over joints: leading dimension 0), then + z, ReLU
+        small_gemm<T>(v, cin, c, xr, cin, residual_weight_t, c, o, c, residual_bias, 0);
+        for (int64_t i = 0; i < v * c; ++i) {
+          const T s = o[i] + z[i];
+          o[i] = s > T(0) ? s : T(0);
+        }
+      }
     }
   });
 }
@@ -126,19 +145,36 @@ void backward(const GraphConvBackwardParams& p) {
                 c = p.out_channels, kc = p.kernels * p.out_channels;
   const auto* grad_out = static_cast<const T*>(p.grad_out);
   const auto* out = static_cast<const T*>(p.out);
+  const auto* gcn_out = static_cast<const T*>(p.gcn_out);
   const auto* weight = static_cast<const T*>(p.weight);
   const auto* adjacency_t = static_cast<const T*>(p.adjacency_t);
+  const auto* residual_weight = static_cast<const T*>(p.residual_weight);
   auto* grad_x = static_cast<T*>(p.grad_x);
+  const bool residual = p.residual != GraphConvResidual::None;
   const int64_t flops = 2 * v * kc * (cin + v);
   parallel_for(p.rows, min_rows_per_thread(flops), p.num_threads, [&](int64_t begin, int64_t end) {
-    std::vector<T> grad_z(v * c), grad_conv(vk * c);
+    std::vector<T> grad_sum(residual ? v * c : 0), grad_z(v * c), grad_conv(vk * c);
     for (int64_t r = begin; r < end; ++r) {
       const T* g = grad_out + r * v * c;
       const T* o = out + r * v * c;
-      for (int64_t i = 0; i < v * c; ++i) grad_z[i] = o[i] > T(0) ? g[i] : T(0);
+      T* gx = grad_x + r * v * cin;
+      if (residual) {
+        const T* z = gcn_out + r * v * c;
+        for (int64_t i = 0; i < v * c; ++i) {
+          grad_sum[i] = o[i] > T(0) ? g[i] : T(0);
+          grad_z[i] = z[i] > T(0) ? grad_sum[i] : T(0);
+        }
+        if (p.residual == GraphConvResidual::Identity)
+          std::copy(grad_sum.begin(), grad_sum.end(), gx);
+        else
+          small_gemm<T>(v, c, cin, grad_sum.data(), c, residual_weight, cin, gx, cin, nullptr, 0);
+      } else {
+        for (int64_t i = 0; i < v * c; ++i) grad_z[i] = o[i] > T(0) ? g[i] : T(0);
+      }
       small_gemm<T>(vk, v, c, adjacency_t, v, grad_z.data(), c, grad_conv.data(), c, nullptr, 0);
-      small_gemm<T>(v, kc, cin, grad_conv.data(), kc, weight, cin, grad_x + r * v * cin, cin,
-                    nullptr, 0);
+      // with a residual, its gradient (already in gx) is the accumulators' start
+      small_gemm<T>(v, kc, cin, grad_conv.data(), kc, weight, cin, gx, cin,
+                    residual ? gx : nullptr, cin);
     }
   });
 }

@@ -150,10 +150,16 @@ class FoldedGraphConv(nn.Module):
             self.register_buffer("weight_t", self.weight.t().contiguous())
             self.register_buffer("adjacency_t", self.adjacency.t().contiguous())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, residual: str | tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """ReLU(graph convolution); with `residual` (host only, see `fused_graph_conv`) a
+        spatial block's ReLU(that + residual) in the same kernel."""
         if fused_graph_conv_usable(x):
             return fused_graph_conv(x, self.weight, self.adjacency, self.bias, self.weight_t,
-                                    self.adjacency_t)
+                                    self.adjacency_t, residual=residual)
+        if residual is not None:
+            raise ValueError("FoldedGraphConv: a fused residual needs a host float tensor")
         return graph_conv_reference(x, self.weight.to(x.dtype), self.adjacency.to(x.dtype),
                                     self.bias.to(x.dtype))
 
@@ -191,6 +197,12 @@ class STGCNBlock(nn.Module):
             self.residual_bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if (
+            self.temporal_kernel == 1
+            and isinstance(self.gcn, FoldedGraphConv)
+            and fused_graph_conv_usable(x)
+        ):  # a folded spatial block: graph convolution, residual and ReLU in one kernel
+            return self.gcn(x, residual=self._folded_residual())
         if hasattr(self, "residual_conv"):
             residual = batch_norm_channels_last(self.residual_bn, self.residual_conv(x))
         else:
@@ -202,6 +214,11 @@ class STGCNBlock(nn.Module):
             y = self.tcn_conv(y.permute(0, 3, 1, 2))  # channels_last view in and out
             y = self.tcn_bn(y).permute(0, 2, 3, 1)
         return torch.add(y, residual).relu_()
+
+    def _folded_residual(self) -> str | tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(self, "residual_conv"):  # its batch norm is folded in
+            return self.residual_conv.weight, self.residual_conv.bias
+        return "identity"
 
     @torch.no_grad()
     def fold_batch_norm(self) -> None:
