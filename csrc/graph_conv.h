@@ -1,7 +1,8 @@
 // graph_conv: the eval-mode (batch-norm-folded) ST-GCN graph convolution fused into one pass per
 // frame, on the host: ReLU(A · (x Wᵀ) + bias) forward, and its input gradient backward. The 1×1
 // conv's output [V·K, C] of a frame stays in cache between the two products instead of making a
-// round trip through memory, and the ReLU rides on the aggregation's store.
+// round trip through memory; the bias starts the aggregation's accumulators and the ReLU runs on
+// the frame's output while it is still in cache.
 #pragma once
 
 #include <cstdint>

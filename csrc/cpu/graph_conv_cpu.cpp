@@ -44,7 +44,7 @@ GraphConvIsa resolve(GraphConvIsa requested, const char* op) {
   }();
   if (requested == GraphConvIsa::Auto) return widest;
   if (!cpu_has(requested))
-    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
+    throw std::invalid_argument(std::string("nmmfast._C.") + op +
                                 ": the requested instruction set is not built or not on this CPU");
   return requested;
 }
@@ -60,11 +60,22 @@ const char* isa_name(GraphConvIsa isa) {
 void check(int64_t rows, int64_t joints, int64_t in_channels, int64_t kernels,
            int64_t out_channels, DType dtype, const char* op) {
   if (rows < 0 || joints <= 0 || in_channels <= 0 || kernels <= 0 || out_channels <= 0)
-    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
+    throw std::invalid_argument(std::string("nmmfast._C.") + op +
                                 ": rows must be >= 0 and joints, channels, kernels positive");
   if (dtype != DType::Float32 && dtype != DType::Float64)
-    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
+    throw std::invalid_argument(std::string("nmmfast._C.") + op +
                                 ": float32 or float64 only, got " + dtype_name(dtype));
+}
+
+void check_residual(GraphConvResidual residual, int64_t in_channels, int64_t out_channels,
+                    bool buffers, const char* op) {
+  if (residual == GraphConvResidual::Identity && in_channels != out_channels)
+    throw std::invalid_argument(std::string("nmmfast._C.") + op +
+                                ": an identity residual needs C_in == C");
+  if (residual != GraphConvResidual::None && !buffers)
+    throw std::invalid_argument(std::string("nmmfast._C.") + op +
+                                ": a residual needs its weights and the graph convolution's "
+                                "own output buffer");
 }
 
 }  // namespace
@@ -74,17 +85,6 @@ std::vector<std::string> graph_conv_isas() {
   for (auto isa : {GraphConvIsa::Avx512, GraphConvIsa::Avx2, GraphConvIsa::Generic})
     if (cpu_has(isa)) names.emplace_back(isa_name(isa));
   return names;
-}
-
-void check_residual(GraphConvResidual residual, int64_t in_channels, int64_t out_channels,
-                    bool buffers, const char* op) {
-  if (residual == GraphConvResidual::Identity && in_channels != out_channels)
-    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
-                                ": an identity residual needs C_in == C");
-  if (residual != GraphConvResidual::None && !buffers)
-    throw std::invalid_argument(std::string("nmmfast.kernels.") + op +
-                                ": a residual needs its weights and the graph convolution's "
-                                "own output buffer");
 }
 
 void graph_conv_forward(const GraphConvParams& p) {

@@ -3,9 +3,9 @@
 `nmmfast._C.graph_conv` runs both products of a frame back to back, so the 1×1 conv's output
 ([V·K, C] per frame, twice the block's output) never leaves the cache, and adds the bias and the
 ReLU on the way out; its backward does the same for the input gradient, masked by the saved
-output. A spatial ST-GCN block's residual and last ReLU can ride along (`residual=`). Weights and adjacency are constants: only the input gets a gradient, which is all the
-attribution engine and decoding need. `graph_conv_reference` is the plain-PyTorch definition the
-kernel must match.
+output. A spatial ST-GCN block's residual and last ReLU can ride along (`residual=`). Weights
+and adjacency are constants: only the input gets a gradient, which is all the attribution engine
+and decoding need. `graph_conv_reference` is the plain-PyTorch definition the kernel must match.
 """
 
 from __future__ import annotations
