@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nmmfast.model.text_head import untie_where_state_differs
+
 __all__ = ["load_unisign_checkpoint", "map_unisign_key"]
 
 _GROUP = {"body": "body", "left": "hand", "right": "hand", "face_all": "face"}
@@ -133,5 +135,6 @@ def load_unisign_checkpoint(
             lines.append(f"  model keys not in the checkpoint ({len(missing)}):")
             lines += [f"    {k}" for k in missing]
         raise ValueError("\n".join(lines))
+    untie_where_state_differs(model, mapped)
     model.load_state_dict(mapped, strict=False)
     return {"unmatched": unmatched, "missing": missing}

@@ -27,6 +27,12 @@ from nmmfast.model.pose_encoder import (
     PoseGraph,
     pose_graph_from_layout,
 )
+from nmmfast.model.text_head import (
+    TextModelMismatch,
+    check_target_log_probs,
+    decoder_output_scale,
+    untie_where_state_differs,
+)
 from nmmfast.model.tokenizer import FILE_NAME as WORD_TOKENIZER_FILE
 from nmmfast.model.tokenizer import WordTokenizer
 
@@ -164,6 +170,10 @@ class UniSignModel(nn.Module):
             generation.decoder_start_token_id = int(text_model.config.decoder_start_token_id)
             generation.pad_token_id = self.pad_token_id
             generation.eos_token_id = self.eos_token_id
+        # What the text model's forward applies between its decoder and its head, read off the
+        # model itself (`nmmfast.model.text_head`); then proven on a probe.
+        self.decoder_output_scale = decoder_output_scale(text_model)
+        check_target_log_probs(self)
 
     @property
     def prompt_text(self) -> str:
@@ -231,6 +241,8 @@ class UniSignModel(nn.Module):
     def _decoder_states(
         self, states: torch.Tensor, attention: torch.Tensor, target_ids: torch.Tensor
     ) -> torch.Tensor:
+        """The output head's input at every target position, as the text model's forward
+        computes it (teacher-forced: the decoder sees the start token and the targets shifted)."""
         labels = target_ids.masked_fill(self._target_padding(target_ids), self.pad_token_id)
         start = torch.full_like(labels[:, :1], int(self.text_model.config.decoder_start_token_id))
         decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
@@ -239,9 +251,8 @@ class UniSignModel(nn.Module):
             encoder_hidden_states=states,
             encoder_attention_mask=attention,
         )[0]
-        text_config = self.text_model.config
-        if getattr(text_config, "scale_decoder_outputs", text_config.tie_word_embeddings):
-            hidden = hidden * (self.d_model**-0.5)
+        if self.decoder_output_scale != 1.0:
+            hidden = hidden * self.decoder_output_scale
         return hidden
 
     def loss(
@@ -270,7 +281,7 @@ class UniSignModel(nn.Module):
         pose_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """log p(y_l | y_<l, x) per target token, [B, L] float32 (float64 for a float64 model),
-        0 at padding.
+        0 at padding: the values of `log_softmax(text_model(...).logits)` at the targets.
 
         Only real target positions reach the vocabulary projection, in chunks of `chunk_tokens`,
         and each needs just logsumexp and the target logit: no [B, L, V] log-softmax, and the
@@ -278,6 +289,16 @@ class UniSignModel(nn.Module):
         (`nmmfast.model.log_probs`).
         """
         states, attention = self.encode(poses, mask, pose_embeddings)
+        return self.target_log_probs_from_states(states, attention, target_ids, chunk_tokens)
+
+    def target_log_probs_from_states(
+        self,
+        states: torch.Tensor,
+        attention: torch.Tensor,
+        target_ids: torch.Tensor,
+        chunk_tokens: int = 4096,
+    ) -> torch.Tensor:
+        """`token_log_probs` from text-encoder states [B, S, d] and their mask [B, S]."""
         hidden = self._decoder_states(states, attention, target_ids)
         valid = ~self._target_padding(target_ids)
         rows = hidden[valid]
@@ -422,6 +443,7 @@ def save_model(model: UniSignModel, directory: str | os.PathLike, weights: bool 
         "config": model.config.to_dict(),
         "graph": model.graph.to_dict(),
         "text_config": model.text_model.config.to_dict(),
+        "decoder_output_scale": model.decoder_output_scale,
     }
     (path / CONFIG_FILE).write_text(json.dumps(description, indent=1))
     model.tokenizer.save_pretrained(path / "tokenizer")
@@ -450,7 +472,17 @@ def model_from_description(directory: str | os.PathLike) -> UniSignModel:
     text_config = dict(description["text_config"])
     text_config = AutoConfig.for_model(text_config.pop("model_type"), **text_config)
     text_model = AutoModelForSeq2SeqLM.from_config(text_config)
-    return UniSignModel(cfg, graph, text_model, tokenizer)
+    model = UniSignModel(cfg, graph, text_model, tokenizer)
+    saved_scale = description.get("decoder_output_scale")
+    measured = model.decoder_output_scale
+    if saved_scale is not None and abs(saved_scale - measured) > 1e-6 * saved_scale:
+        raise TextModelMismatch(
+            f"{path / CONFIG_FILE}: saved with decoder states scaled by {saved_scale:.6g} before "
+            f"the output head, but this transformers version's {type(text_model).__name__} "
+            f"scales them by {measured:.6g}: the loaded model would compute "
+            f"another function"
+        )
+    return model
 
 
 def load_model(
@@ -465,6 +497,7 @@ def load_model(
     )
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    untie_where_state_differs(model, state)  # a text model built from its config comes tied
     model.load_state_dict(state)
     model.eval()
     return model
