@@ -3,6 +3,7 @@ or the new one, never half of one, and an interrupted job leaves no torn output 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,6 +32,16 @@ def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int = 1) ->
     """`data` as JSON (NumPy scalars and arrays, paths allowed) written with `atomic_write_text`."""
     text = json.dumps(data, indent=indent, ensure_ascii=False, default=_jsonable)
     return atomic_write_text(path, text + "\n")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (names weights and models in
+    signatures)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -22,7 +22,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from nmmfast.study import PARTITIONS, TASKS, StudyDir, read_json, write_json_atomic
+from nmmfast.study import (
+    PARTITIONS,
+    TASKS,
+    Analysis,
+    AnalysisSettings,
+    StudyDir,
+    read_json,
+    write_json_atomic,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,21 @@ class DemoSettings:
     ig_tolerance: float | None = 0.01
     ig_max_steps: int = 129
     probe_samples: int = 80  # control test samples in the counterfactual probe
+
+    def analysis(self) -> AnalysisSettings:
+        """The settings of the stages after training: those of `nmmfast study`."""
+        return AnalysisSettings(
+            split="test",
+            beam=self.beam,
+            max_new_tokens=self.max_new_tokens,
+            attribution_samples=self.attribution_samples,
+            ig_method=self.ig_method,
+            ig_steps=self.ig_steps,
+            ig_tolerance=self.ig_tolerance,
+            ig_max_steps=self.ig_max_steps,
+            probe_samples=self.probe_samples,
+            seed=self.seed,
+        )
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoSettings:
@@ -130,6 +153,12 @@ class Study:
         self.record = record
         self.timings: dict[str, float] = {}
         self._check_settings()
+        runs = {
+            (p, t): self.dirs.run(p, t) for p in settings.partitions for t in settings.tasks
+        }
+        self.analysis = Analysis(
+            self.dirs, self.dirs.corpus, runs, settings.analysis(), self._stage, progress
+        )
 
     def _check_settings(self) -> None:
         if not self.dirs.record.is_file():
@@ -255,8 +284,6 @@ class Study:
         return job[0] if len(job) == 1 else f"{job[0]} {job[1]}-{job[2]}"
 
     def _job_done(self, job: tuple) -> bool:
-        from nmmfast.attribution.job import SUMMARY_FILE
-
         if job[0] == "train":
             return self._trained(job[1], job[2])
         if job[0] == "probes":
@@ -264,11 +291,7 @@ class Study:
             if self._probed_run is not None:
                 outputs += [self.dirs.probe(kind, *self._probed_run) for kind in PROBE_KINDS]
         else:
-            outputs = [
-                self.dirs.predictions(job[1], job[2]),
-                self.dirs.metrics(job[1], job[2]),
-                self.dirs.attribution(job[1], job[2]) / SUMMARY_FILE,
-            ]
+            return self.analysis.done(job[1], job[2])
         return all(path.is_file() for path in outputs)
 
     def _job_ready(self, job: tuple) -> bool:
@@ -291,7 +314,7 @@ class Study:
             return ("train", self._train_spec(job[1], job[2]))
         stages = [("probes", ())]
         if job[0] == "analyse":
-            stages = [(step, job[1:]) for step in ("decode", "evaluate", "attribute")]
+            stages = [("analyse", job[1:])]
         return ("analyse", (str(self.dirs.root), self.settings, stages))
 
     def _trained(self, partition: str, task: str) -> bool:
@@ -336,131 +359,15 @@ class Study:
         write_json_atomic(self.dirs.run(partition, task) / "summary.json", result)
         self.timings[f"train {partition}-{task}"] = round(float(result.get("seconds", 0.0)), 2)
 
-    def decode(self, partition: str, task: str) -> None:
-        from nmmfast.decode import decode
-
-        out = self.dirs.predictions(partition, task)
-
-        def run() -> None:
-            decode(
-                self.dirs.run(partition, task),
-                self.dirs.corpus,
-                partition,
-                split="test",
-                out=out,
-                beam=self.settings.beam,
-                max_new_tokens=self.settings.max_new_tokens,
-                progress=self.progress,
-            )
-
-        self._stage(f"decode {partition}-{task}", out.is_file, run)
-
-    def evaluate(self, partition: str, task: str) -> None:
-        from nmmfast.evaluate import evaluate_file
-
-        out = self.dirs.metrics(partition, task)
-
-        def run() -> None:
-            reports = evaluate_file(
-                self.dirs.predictions(partition, task),
-                corpus=self.dirs.corpus,
-                partition=partition,
-                task=task,
-                beam=self.settings.beam,
-            )
-            scores = reports[task].as_dict()
-            write_json_atomic(out, {"partition": partition, "task": task, "scores": scores})
-
-        self._stage(f"evaluate {partition}-{task}", out.is_file, run)
-
-    def attribute(self, partition: str, task: str) -> None:
-        from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
-
-        out = self.dirs.attribution(partition, task)
-
-        def run() -> None:
-            attribute_partition(
-                self.dirs.run(partition, task),
-                self.dirs.corpus,
-                partition,
-                out,
-                method=self.settings.ig_method,
-                n_steps=self.settings.ig_steps,
-                tolerance=self.settings.ig_tolerance,
-                max_steps=self.settings.ig_max_steps,
-                max_samples=self.settings.attribution_samples,
-                num_beams=self.settings.beam,
-                max_new_tokens=self.settings.max_new_tokens,
-                progress=self.progress,
-            )
-
-        self._stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
+    def analyse(self, partition: str, task: str) -> None:
+        self.analysis.analyse(partition, task)
 
     def probes(self) -> None:
         """Tracking failure over the whole corpus; counterfactual regions and signer identity
         with the control partition's SLT model (the task whose text depends on the NMMs)."""
-        from nmmfast.data import PoseStore
-        from nmmfast.data.annotations import read_manifest
-        from nmmfast.data.partitions import load_partition
-        from nmmfast.probes.cli import write_json
-        from nmmfast.probes.tracking import tracking_report
-
-        tracking = self.dirs.probe("tracking")
-
-        def run_tracking() -> None:
-            store = PoseStore(self.dirs.corpus / "poses")
-            rows = read_manifest(self.dirs.corpus / "manifest.jsonl")
-            write_json(tracking_report(store, manifest_rows=rows), tracking)
-
-        self._stage("probe tracking", tracking.is_file, run_tracking)
-        if self._probed_run is None:
-            return
-        partition, task = self._probed_run
-        test_ids = load_partition(self.dirs.corpus, partition)["test"]
-        counterfactual = self.dirs.probe("counterfactual", partition, task)
-        identity = self.dirs.probe("identity", partition, task)
-
-        def run_counterfactual() -> None:
-            from nmmfast.probes.counterfactual import counterfactual_probe
-
-            model = self._load_run(partition, task)
-            result = counterfactual_probe(
-                model,
-                self.dirs.corpus,
-                test_ids[: self.settings.probe_samples],
-                task=task,
-                num_beams=self.settings.beam,
-                max_new_tokens=self.settings.max_new_tokens,
-                progress=self.progress,
-            )
-            write_json(result, counterfactual)
-
-        def run_identity() -> None:
-            from nmmfast.probes.identity import identity_probe
-
-            model = self._load_run(partition, task)
-            write_json(
-                identity_probe(
-                    model,
-                    self.dirs.corpus,
-                    test_ids,
-                    task=task,
-                    seed=self.settings.seed,
-                    progress=self.progress,
-                ),
-                identity,
-            )
-
-        self._stage(
-            f"probe counterfactual {partition}-{task}", counterfactual.is_file, run_counterfactual
-        )
-        self._stage(f"probe identity {partition}-{task}", identity.is_file, run_identity)
-
-    def _load_run(self, partition: str, task: str) -> Any:
-        from nmmfast.model import load_model
-
-        run = self.dirs.run(partition, task)
-        return load_model(run, weights=run / "best.pt").eval()
+        self.analysis.tracking()
+        if self._probed_run is not None:
+            self.analysis.model_probes(*self._probed_run)
 
     def report(self) -> Path:
         from nmmfast.report import build_report

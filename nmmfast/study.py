@@ -1,7 +1,8 @@
 """The study directory: where each stage of the study writes its outputs, so that the demo, the
 report and users running the stages by hand agree on one layout.
 
-    <root>/corpus/                      poses/, manifest.jsonl, partitions/<name>.json
+    <root>/corpus/                      poses/, manifest.jsonl, partitions/<name>.json (the
+                                        demo's; a study of a user's corpus names it in study.json)
     <root>/runs/<partition>-<task>/     training run (model, checkpoints, log)
     <root>/predictions/<partition>-<task>.jsonl
     <root>/metrics/<partition>-<task>.json
@@ -13,16 +14,43 @@ report and users running the stages by hand agree on one layout.
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
 import os
-from dataclasses import dataclass
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from nmmfast._io import read_json, write_json_atomic
+from tqdm.auto import tqdm
 
-__all__ = ["PARTITIONS", "TASKS", "StudyDir", "read_json", "write_json_atomic"]
+from nmmfast._io import file_sha256, read_json, write_json_atomic
+
+__all__ = [
+    "PARTITIONS",
+    "TASKS",
+    "Analysis",
+    "AnalysisSettings",
+    "StudyDir",
+    "pair_order",
+    "parse_pair",
+    "read_json",
+    "run_study",
+    "write_json_atomic",
+]
 
 PARTITIONS = ("control", "si", "us")
 TASKS = ("cslr", "slt")
+
+
+def pair_order(pair: tuple[str, str]) -> tuple:
+    """Sort key of (partition, task): the reference study's partitions first, in its order."""
+    partition, task = pair
+    known = PARTITIONS.index(partition) if partition in PARTITIONS else len(PARTITIONS)
+    return (known, partition, TASKS.index(task) if task in TASKS else len(TASKS), task)
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,30 @@ class StudyDir:
 
     @property
     def corpus(self) -> Path:
+        """The corpus studied: `corpus` in study.json when the study names one, else
+        `<root>/corpus` (the demo's)."""
+        if self.record.is_file():
+            named = read_json(self.record).get("corpus")
+            if named:
+                return Path(named)
         return self.root / "corpus"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (partition, task) with predictions, metrics or attribution in the study, any
+        partition name, in `pair_order`."""
+        found: set[tuple[str, str]] = set()
+        candidates = [
+            *(self.root / "predictions").glob("*.jsonl"),
+            *(self.root / "metrics").glob("*.json"),
+            *(p for p in (self.root / "attribution").glob("*") if p.is_dir()),
+        ]
+        for path in candidates:
+            partition, _, task = (
+                path.stem.rpartition("-") if path.is_file() else path.name.rpartition("-")
+            )
+            if partition and task in TASKS:
+                found.add((partition, task))
+        return sorted(found, key=pair_order)
 
     @property
     def record(self) -> Path:
@@ -62,3 +113,403 @@ class StudyDir:
     def probe(self, name: str, partition: str | None = None, task: str | None = None) -> Path:
         suffix = f"-{partition}-{task}" if partition and task else ""
         return self.root / "probes" / f"{name}{suffix}.json"
+
+
+# --- the study's analysis stages, shared by `nmmfast study` and `nmmfast demo` -------------------
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Everything after training that moves a number of a study; recorded in study.json."""
+
+    split: str = "test"
+    beam: int = 4
+    max_new_tokens: int = 100
+    attribution_samples: int | None = 24  # samples of the split attributed per pair (None: all)
+    # Simpson panels bisected where completeness fails, per sample, until |delta| <= tolerance ·
+    # |F(x) - F(b)| (at most `ig_max_steps` points)
+    ig_method: str = "simpson"
+    ig_steps: int = 5
+    ig_tolerance: float | None = 0.01
+    ig_max_steps: int = 129
+    probe_samples: int = 80  # samples of the split in the counterfactual probe
+    seed: int = 0
+
+
+class Analysis:
+    """decode → evaluate → attribute of each (partition, task) run, and the probes, into a study
+    directory. Each stage is skipped when its output exists; `stage(name, done, run)` runs one
+    (the caller times and records it)."""
+
+    def __init__(
+        self,
+        dirs: StudyDir,
+        corpus: str | os.PathLike,
+        runs: Mapping[tuple[str, str], str | os.PathLike],
+        settings: AnalysisSettings,
+        stage: Callable[[str, Callable[[], bool], Callable[[], Any]], None],
+        progress: bool = True,
+    ) -> None:
+        self.dirs = dirs
+        self.corpus = Path(corpus)
+        self.runs = {pair: Path(run) for pair, run in runs.items()}
+        self.settings = settings
+        self.stage = stage
+        self.progress = progress
+
+    def analyse(self, partition: str, task: str) -> None:
+        self.decode(partition, task)
+        self.evaluate(partition, task)
+        self.attribute(partition, task)
+
+    def done(self, partition: str, task: str) -> bool:
+        from nmmfast.attribution.job import SUMMARY_FILE
+
+        return all(
+            path.is_file()
+            for path in (
+                self.dirs.predictions(partition, task),
+                self.dirs.metrics(partition, task),
+                self.dirs.attribution(partition, task) / SUMMARY_FILE,
+            )
+        )
+
+    def decode(self, partition: str, task: str) -> None:
+        from nmmfast.decode import decode
+
+        out = self.dirs.predictions(partition, task)
+        s = self.settings
+
+        def run() -> None:
+            decode(
+                self.runs[partition, task],
+                self.corpus,
+                partition,
+                split=s.split,
+                out=out,
+                beam=s.beam,
+                max_new_tokens=s.max_new_tokens,
+                progress=self.progress,
+            )
+
+        self.stage(f"decode {partition}-{task}", out.is_file, run)
+
+    def evaluate(self, partition: str, task: str) -> None:
+        from nmmfast.evaluate import evaluate_file
+
+        out = self.dirs.metrics(partition, task)
+
+        def run() -> None:
+            reports = evaluate_file(
+                self.dirs.predictions(partition, task),
+                corpus=self.corpus,
+                partition=partition,
+                task=task,
+                beam=self.settings.beam,
+                checkpoint=self.runs[partition, task] / "best.pt",
+            )
+            scores = reports[task].as_dict()
+            write_json_atomic(out, {"partition": partition, "task": task, "scores": scores})
+
+        self.stage(f"evaluate {partition}-{task}", out.is_file, run)
+
+    def attribute(self, partition: str, task: str) -> None:
+        from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
+
+        out = self.dirs.attribution(partition, task)
+        s = self.settings
+
+        def run() -> None:
+            attribute_partition(
+                self.runs[partition, task],
+                self.corpus,
+                partition,
+                out,
+                split=s.split,
+                method=s.ig_method,
+                n_steps=s.ig_steps,
+                tolerance=s.ig_tolerance,
+                max_steps=s.ig_max_steps,
+                max_samples=s.attribution_samples,
+                num_beams=s.beam,
+                max_new_tokens=s.max_new_tokens,
+                progress=self.progress,
+            )
+
+        self.stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
+
+    def tracking(self) -> None:
+        """Face tracking failure over the whole corpus."""
+        from nmmfast.data import PoseStore
+        from nmmfast.data.annotations import read_manifest
+        from nmmfast.probes.cli import write_json
+        from nmmfast.probes.tracking import tracking_report
+
+        out = self.dirs.probe("tracking")
+
+        def run() -> None:
+            store = PoseStore(self.corpus / "poses")
+            rows = read_manifest(self.corpus / "manifest.jsonl")
+            write_json(tracking_report(store, manifest_rows=rows), out)
+
+        self.stage("probe tracking", out.is_file, run)
+
+    def model_probes(self, partition: str, task: str) -> None:
+        """Counterfactual regions and signer identity with one run, on its split."""
+        from nmmfast.data.partitions import load_partition
+        from nmmfast.probes.cli import write_json
+
+        ids = load_partition(self.corpus, partition)[self.settings.split]
+        counterfactual = self.dirs.probe("counterfactual", partition, task)
+        identity = self.dirs.probe("identity", partition, task)
+        s = self.settings
+
+        def run_counterfactual() -> None:
+            from nmmfast.probes.counterfactual import counterfactual_probe
+
+            result = counterfactual_probe(
+                self._model(partition, task),
+                self.corpus,
+                ids[: s.probe_samples],
+                task=task,
+                num_beams=s.beam,
+                max_new_tokens=s.max_new_tokens,
+                progress=self.progress,
+            )
+            write_json(result, counterfactual)
+
+        def run_identity() -> None:
+            from nmmfast.probes.identity import identity_probe
+
+            try:
+                result = identity_probe(
+                    self._model(partition, task),
+                    self.corpus,
+                    ids,
+                    task=task,
+                    seed=s.seed,
+                    progress=self.progress,
+                )
+            except ValueError as error:  # e.g. a split with one signer, or none recorded
+                result = {"skipped": str(error)}
+            write_json(result, identity)
+
+        self.stage(
+            f"probe counterfactual {partition}-{task}", counterfactual.is_file, run_counterfactual
+        )
+        self.stage(f"probe identity {partition}-{task}", identity.is_file, run_identity)
+
+    def _model(self, partition: str, task: str) -> Any:
+        from nmmfast.model import load_model
+
+        run = self.runs[partition, task]
+        return load_model(run, weights=run / "best.pt").eval()
+
+
+# --- `nmmfast study`: the study of any runs on any partitions -----------------------------------
+
+
+def parse_pair(text: str) -> tuple[str, str, Path]:
+    """`PARTITION:TASK=RUN` -> (partition, task, run directory)."""
+    head, sep, run = text.partition("=")
+    partition, colon, task = head.rpartition(":")
+    if not sep or not colon or not partition or not run:
+        raise ValueError(f"{text!r}: expected PARTITION:TASK=RUN, e.g. official:slt=runs/slt")
+    if task not in TASKS:
+        raise ValueError(f"{text!r}: task must be one of {TASKS}, got {task!r}")
+    return partition, task, Path(run)
+
+
+def _check_inputs(corpus: Path, runs: Mapping[tuple[str, str], Path]) -> dict[str, Any]:
+    """Raise naming the file when the corpus, a partition or a run is missing or does not fit;
+    returns what the study record says of the runs (path, task, weights' SHA-256)."""
+    from nmmfast.data.partitions import load_partition
+
+    for needed in (corpus / "manifest.jsonl", corpus / "poses"):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed}: not found (a corpus holds manifest.jsonl, poses/)")
+    described: dict[str, Any] = {}
+    for (partition, task), run in runs.items():
+        load_partition(corpus, partition)
+        for needed in (run / "best.pt", run / "run.json", run / "model_config.json"):
+            if not needed.is_file():
+                raise FileNotFoundError(
+                    f"{needed}: not found; a run comes from `nmmfast train` or "
+                    f"`nmmfast convert-checkpoint`"
+                )
+        run_task = read_json(run / "run.json").get("task")
+        if run_task != task:
+            raise ValueError(f"{run / 'run.json'}: a {run_task} model, given as {partition}:{task}")
+        described[f"{partition}:{task}"] = {
+            "run": str(run.resolve()),
+            "weights_sha256": file_sha256(run / "best.pt"),
+        }
+    return described
+
+
+def _analysis_job(job: tuple) -> dict[str, float]:
+    """One pair's stages (or the probes) in a worker process; returns their timings."""
+    import torch
+
+    root, corpus, runs, settings, step, args = job
+    torch.set_num_threads(1)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, done: Callable[[], bool], run: Callable[[], Any]) -> None:
+        if done():
+            return
+        began = time.perf_counter()
+        run()
+        timings[name] = round(time.perf_counter() - began, 2)
+
+    analysis = Analysis(StudyDir.at(root), corpus, runs, settings, stage, progress=False)
+    getattr(analysis, step)(*args)
+    return timings
+
+
+def run_study(
+    corpus: str | os.PathLike,
+    out: str | os.PathLike,
+    runs: Mapping[tuple[str, str], str | os.PathLike],
+    settings: AnalysisSettings = AnalysisSettings(),
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """decode → evaluate → attribute for every (partition, task) run, the tracking probe over
+    the corpus, the counterfactual and identity probes with every SLT run (every run when there
+    is none), then the report. A rerun into `out` reuses finished stages; it refuses another
+    corpus, other runs or weights, or other settings. Returns the report's path."""
+    from nmmfast.report import build_report
+
+    corpus = Path(corpus).resolve()
+    runs = {pair: Path(run) for pair, run in runs.items()}
+    if not runs:
+        raise ValueError("give at least one PARTITION:TASK=RUN")
+    dirs = StudyDir.at(out)
+    record = {
+        "produced_by": "nmmfast study",
+        "corpus": str(corpus),
+        "runs": _check_inputs(corpus, runs),
+        "settings": asdict(settings),
+    }
+    if dirs.record.is_file():
+        previous = read_json(dirs.record)
+        changed = [k for k in ("corpus", "runs", "settings") if previous.get(k) != record[k]]
+        if changed:
+            raise ValueError(
+                f"{dirs.record}: this study was made with another {' and '.join(changed)}; "
+                f"choose a new --out or the same inputs"
+            )
+        timings = dict(previous.get("stage_seconds", {}))
+    else:
+        timings = {}
+
+    def save() -> None:
+        import platform
+
+        import torch
+
+        import nmmfast
+
+        write_json_atomic(
+            dirs.record,
+            {
+                **record,
+                "nmmfast": nmmfast.__version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "stage_seconds": timings,
+            },
+        )
+
+    save()
+    slt = [pair for pair in runs if pair[1] == "slt"]
+    jobs = [("analyse", pair) for pair in sorted(runs, key=pair_order)]
+    jobs += [("tracking", ())] + [("model_probes", pair) for pair in (slt or list(runs))]
+    specs = [(str(dirs.root), str(corpus), runs, settings, step, args) for step, args in jobs]
+    bar = tqdm(total=len(specs), desc="study", unit="job", disable=not progress, file=sys.stderr)
+    if workers <= 1:
+        for spec in specs:
+            timings.update(_analysis_job(spec))
+            save()
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for result in pool.map(_analysis_job, specs):
+                timings.update(result)
+                save()
+                bar.update()
+    bar.close()
+    began = time.perf_counter()
+    report = build_report(dirs.root)
+    timings["report"] = round(time.perf_counter() - began, 2)
+    save()
+    return report
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pairs", nargs="+", metavar="PARTITION:TASK=RUN", help="runs to study")
+    parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
+    parser.add_argument("--out", required=True, metavar="OUT", help="study directory")
+    defaults = AnalysisSettings()
+    parser.add_argument("--split", default=defaults.split, choices=["train", "dev", "test"])
+    parser.add_argument(
+        "--attribution-samples",
+        type=int,
+        default=defaults.attribution_samples,
+        help=f"samples attributed per run (default {defaults.attribution_samples}; 0: all)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=defaults.ig_tolerance,
+        help="completeness tolerance of the adaptive IG panels (default 0.01: 1 %%)",
+    )
+    parser.add_argument("--beam", type=int, default=defaults.beam, help="beam width (default 4)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=defaults.max_new_tokens, help="(default 100)"
+    )
+    parser.add_argument(
+        "--probe-samples",
+        type=int,
+        default=defaults.probe_samples,
+        help="samples in the counterfactual probe (default 80)",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--workers", type=int, default=1, help="processes side by side")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    runs: dict[tuple[str, str], Path] = {}
+    for text in args.pairs:
+        partition, task, run = parse_pair(text)
+        if (partition, task) in runs:
+            raise ValueError(f"{partition}:{task} given twice")
+        runs[partition, task] = run
+    for name in ("beam", "max_new_tokens", "probe_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.tolerance is not None and not args.tolerance > 0:
+        raise ValueError("--tolerance must be > 0")
+    settings = AnalysisSettings(
+        split=args.split,
+        beam=args.beam,
+        max_new_tokens=args.max_new_tokens,
+        attribution_samples=args.attribution_samples or None,
+        ig_tolerance=args.tolerance,
+        probe_samples=args.probe_samples,
+        seed=args.seed,
+    )
+    report = run_study(
+        args.corpus,
+        args.out,
+        runs,
+        settings,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(f"report: {report}")
+    return 0

@@ -255,8 +255,10 @@ def _build_or_load_model(
     train_targets: list[str],
     text_model: str | None,
     resume: bool,
-    max_frames: int | None = None,
+    overrides: dict[str, Any],
 ) -> Any:
+    """The run's model: rebuilt from its description when resuming, else built from `config`
+    with `overrides` (max_frames, layout, prompt_language) and described in `run`."""
     import dataclasses
 
     from nmmfast.model import CONFIGS, WordTokenizer, build_model, save_model
@@ -276,8 +278,7 @@ def _build_or_load_model(
     cfg = CONFIGS.get(config)
     if cfg is None:
         raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
-    if max_frames is not None:
-        cfg = dataclasses.replace(cfg, max_frames=max_frames)
+    cfg = dataclasses.replace(cfg, **overrides)
     tokenizer = None
     if cfg.text is not None:
         prompt = PROMPT_TEMPLATE.format(lang=cfg.prompt_language)
@@ -313,6 +314,8 @@ def train(
     init_from: str | os.PathLike | None = None,
     dev_from: int = 1,
     max_frames: int | None = None,
+    layout: str | None = None,
+    prompt_language: str | None = None,
 ) -> dict[str, Any]:
     """Train a model on `partition`'s train split, select on its dev split; mirrors `nmmfast train`.
 
@@ -329,6 +332,8 @@ def train(
     `max_frames`: frames fed per sample (random sorted frames in training, spread uniformly on
     dev), default the config's (256 as Uni-Sign; 64 for `tiny`); kept in the run's model
     config, so decoding, attribution and probes of the run feed the same number.
+    `layout` (skeleton layout, default the config's `unisign69`) and `prompt_language` (the
+    language named in the prompt, default English) are kept there too.
     Returns a summary: epochs run, best epoch and dev score, skipped samples, seconds.
     """
     from nmmfast.decode import predict
@@ -364,8 +369,14 @@ def train(
         train_targets = [target_of(data.rows[i], task) for i in split["train"] if i in data.rows]
         model = None
         if dist.main:
+            overrides = {
+                "max_frames": max_frames,
+                "layout": layout,
+                "prompt_language": prompt_language,
+            }
+            overrides = {k: v for k, v in overrides.items() if v is not None}
             model = _build_or_load_model(
-                run, config, task, train_targets, text_model, resume, max_frames
+                run, config, task, train_targets, text_model, resume, overrides
             )
             if init_from is not None and not (resume and (run / LAST).is_file()):
                 warm_start(model, init_from)
@@ -393,6 +404,10 @@ def train(
             "init_from": None if init_from is None else str(init_from),
             "dev_from": dev_from,
             "max_frames": model.config.max_frames if max_frames is None else max_frames,
+            "layout": model.config.layout if layout is None else layout,
+            "prompt_language": model.config.prompt_language
+            if prompt_language is None
+            else prompt_language,
             "label_smoothing": model.config.label_smoothing
             if label_smoothing is None
             else label_smoothing,
@@ -433,7 +448,7 @@ def train(
             for key in (
                 "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",
                 "label_smoothing", "seed", "clip", "weight_decay", "precision", "dev_beam",
-                "dev_from", "max_frames",
+                "dev_from", "max_frames", "layout", "prompt_language",
             ):
                 if key in saved and saved[key] != args_record[key]:
                     raise ValueError(
@@ -668,6 +683,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="frames fed per sample (default: the config's; Uni-Sign's 256, tiny's 64)",
     )
+    parser.add_argument(
+        "--layout", help="skeleton layout (default: the config's, unisign69; or nmm87)"
+    )
+    parser.add_argument(
+        "--prompt-language", help="language named in the prompt (default: English)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
     parser.add_argument(
@@ -712,6 +733,8 @@ def run_cli(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         dev_from=args.dev_from,
         max_frames=args.max_frames,
+        layout=args.layout,
+        prompt_language=args.prompt_language,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

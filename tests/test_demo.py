@@ -80,9 +80,11 @@ def test_rerun_reuses_finished_stages(study: StudyDir, capsys) -> None:
     assert "already done, reusing" in capsys.readouterr().out
 
 
-def test_other_settings_into_the_same_directory_are_refused(study: StudyDir) -> None:
+def test_other_settings_into_the_same_directory_are_refused(study: StudyDir, capsys) -> None:
+    assert main(["demo", "--out", str(study.root), "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
     with pytest.raises(ValueError, match="other settings"):
-        main(["demo", "--out", str(study.root), "--no-progress"])
+        main(["demo", "--out", str(study.root), "--no-progress", "--debug"])
 
 
 def test_report_rebuilds_from_the_command_line(study: StudyDir, tmp_path: Path) -> None:

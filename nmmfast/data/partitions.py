@@ -1,7 +1,8 @@
 """Partitions of a corpus (paper Table 1): `control` (random samples), `si` (dev and test signers
 never in train) and `us` (dev and test sentences never in train), each with train/dev/test, built
 from manifest metadata with a seed, verified disjoint, and saved as
-`<corpus>/partitions/<name>.json`; also the `nmmfast split` command.
+`<corpus>/partitions/<name>.json`. A partition can also come from the user's own id lists
+(`partition_from_lists`: official splits, any name). Also the `nmmfast split` command.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,9 @@ __all__ = [
     "SPLITS",
     "load_partition",
     "make_partitions",
+    "partition_from_lists",
     "partition_stats",
+    "read_id_list",
     "verify_partition",
     "write_partitions",
 ]
@@ -145,6 +150,78 @@ def verify_partition(
                 f"partition {name!r}: {key} {unit!r} is in both {owner[unit]!r} and "
                 f"{split!r} (e.g. sample {sample_id!r})"
             )
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def read_id_list(path: str | os.PathLike[str]) -> list[str]:
+    """Sample ids from a text file, one per line; blank lines and lines starting with # are
+    skipped, surrounding spaces dropped. An id listed twice raises ValueError naming both lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such id list")
+    ids: list[str] = []
+    line_of: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        sample_id = line.strip()
+        if not sample_id or sample_id.startswith("#"):
+            continue
+        if sample_id in line_of:
+            raise ValueError(
+                f"{path}: {sample_id!r} listed twice (lines {line_of[sample_id]} and {number})"
+            )
+        line_of[sample_id] = number
+        ids.append(sample_id)
+    if not ids:
+        raise ValueError(f"{path}: lists no ids")
+    return ids
+
+
+def partition_from_lists(
+    rows: Iterable[Mapping[str, Any]],
+    name: str,
+    lists: Mapping[str, str | os.PathLike[str] | None],
+) -> dict[str, Any]:
+    """A partition named `name` from id-list files: `lists` maps "train", "test" and optionally
+    "dev" to a file (`read_id_list`). Raises ValueError naming the file and the ids when an id is
+    not in the manifest or is in two lists. Manifest ids in no list are kept out of every split
+    and recorded (`excluded`)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"partition name {name!r}: use letters, digits, '_', '-', '.' (a file name)"
+        )
+    rows = list(rows)
+    known = {r["id"] for r in rows}
+    part: dict[str, Any] = {}
+    source_of: dict[str, tuple[str, Path]] = {}
+    for split in SPLITS:
+        path = lists.get(split)
+        if path is None:
+            if split != "dev":
+                raise ValueError(f"partition {name!r}: no {split} list")
+            part[split] = []
+            continue
+        path = Path(path)
+        ids = read_id_list(path)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValueError(f"{path}: {len(unknown)} ids not in the manifest, e.g. {unknown[:10]}")
+        both = [i for i in ids if i in source_of]
+        if both:
+            other_split, other = source_of[both[0]]
+            raise ValueError(
+                f"{path}: {len(both)} ids also in the {other_split} list {other}, "
+                f"e.g. {both[:10]}; the lists must not overlap"
+            )
+        source_of.update({i: (split, path) for i in ids})
+        part[split] = ids
+    part["excluded"] = sorted(known - set(source_of))
+    part["lists"] = {s: str(p) for s, p in lists.items() if p is not None}
+    verify_partition(rows, part, name)
+    part["seed"] = None
+    part["stats"] = partition_stats(rows, part)
+    return part
 
 
 def _tokens(rows: Iterable[Mapping[str, Any]], key: str) -> list[str]:
@@ -277,6 +354,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail when manifest rows lack poses (default: leave them out, listed)",
     )
+    own = parser.add_argument_group(
+        "a partition from your own id lists (one id per line; instead of control/si/us)"
+    )
+    own.add_argument(
+        "--name", help="partition name, e.g. official (written to partitions/NAME.json)"
+    )
+    own.add_argument("--train", metavar="FILE", help="ids of the train split")
+    own.add_argument("--dev", metavar="FILE", help="ids of the dev split (optional)")
+    own.add_argument("--test", metavar="FILE", help="ids of the test split")
+    own.add_argument(
+        "--overwrite", action="store_true", help="replace an existing partition of that name"
+    )
 
 
 def _format_stats(name: str, part: Mapping[str, Any]) -> list[str]:
@@ -300,11 +389,52 @@ def _format_stats(name: str, part: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _run_named(args: argparse.Namespace, corpus: Path) -> int:
+    """`split DIR --name NAME --train FILE --test FILE [--dev FILE]`."""
+    from nmmfast.data.annotations import check_coverage, read_manifest
+    from nmmfast.data.store import PoseStore
+
+    if not args.train or not args.test:
+        raise ValueError(f"--name {args.name}: give --train FILE and --test FILE (--dev optional)")
+    manifest = corpus / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: not found (a corpus holds manifest.jsonl, poses/)")
+    target = corpus / "partitions" / f"{args.name}.json"
+    if target.exists() and not args.overwrite:
+        raise FileExistsError(f"{target}: partition {args.name!r} exists; pass --overwrite")
+    rows = read_manifest(manifest)
+    part = partition_from_lists(
+        rows, args.name, {"train": args.train, "dev": args.dev, "test": args.test}
+    )
+    if (corpus / "poses").exists():
+        listed = [i for s in SPLITS for i in part[s]]
+        coverage = check_coverage(
+            [r for r in rows if r["id"] in set(listed)], PoseStore(corpus / "poses").ids()
+        )
+        if coverage.without_poses:
+            print(
+                f"warning: {len(coverage.without_poses)} listed ids have no poses in "
+                f"{corpus / 'poses'} (e.g. {coverage.without_poses[:5]}); they are skipped "
+                f"and counted wherever the partition is used",
+                file=sys.stderr,
+            )
+    (path,) = write_partitions(corpus, {args.name: part})
+    print("\n".join(_format_stats(args.name, part)))
+    if part["excluded"]:
+        print(f"  {len(part['excluded'])} manifest ids are in no list (recorded as excluded)")
+    print(f"  -> {path}")
+    return 0
+
+
 def run_cli(args: argparse.Namespace) -> int:
     from nmmfast.data.annotations import check_coverage, read_manifest
     from nmmfast.data.store import PoseStore
 
     corpus = Path(args.corpus)
+    if args.name is not None:
+        return _run_named(args, corpus)
+    if args.train or args.dev or args.test:
+        raise ValueError("--train/--dev/--test define a partition of your own: add --name NAME")
     manifest_path = corpus / "manifest.jsonl"
     if not manifest_path.is_file():
         print(

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from nmmfast.errors import UserError
+
 try:  # POSIX advisory lock: one writer per store
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX platforms write without the lock
@@ -34,7 +36,7 @@ META_KEYS = ("signer", "sentence", "fps", "width", "height", "source")
 _RESERVED = ("id", "offset", "frames")
 
 
-class StoreError(RuntimeError):
+class StoreError(RuntimeError, UserError):
     """A pose store on disk is missing, corrupt, or locked by another writer."""
 
 

@@ -4,10 +4,11 @@ Nothing here downloads: models are local files the user fetched once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
+
+from nmmfast._io import file_sha256
 
 __all__ = ["DETECTOR_URLS", "POSE_URLS", "file_sha256", "find_models", "model_hint", "require_cv2"]
 
@@ -31,15 +32,6 @@ POSE_URLS = {
         f"{_BASE}/rtmposev1/onnx_sdk/rtmpose-l_simcc-ucoco_dw-ucoco_270e-384x288-2438fd99_20230728.zip"
     ),
 }
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks): which model produced a pose file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def require_cv2() -> Any:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nmmfast._io import atomic_write_text
+from nmmfast._io import atomic_write_text, file_sha256
 
 __all__ = ["configure_parser", "run_cli", "write_json"]
 
@@ -120,13 +120,7 @@ def _ids(args: argparse.Namespace, rows: dict[str, Any], store: Any) -> list[str
 
 def _file_digest(path: Path) -> str:
     """First 12 hex digits of the file's SHA-256 (names the weights in the signature)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    return file_sha256(path)[:12]
 
 
 def _load_run(args: argparse.Namespace) -> tuple[Any, str, str]:

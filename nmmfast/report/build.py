@@ -19,7 +19,7 @@ import numpy as np
 
 from nmmfast._io import atomic_write_text
 from nmmfast.report import figures
-from nmmfast.study import PARTITIONS, TASKS, StudyDir, read_json, write_json_atomic
+from nmmfast.study import TASKS, StudyDir, read_json, write_json_atomic
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
@@ -111,11 +111,10 @@ def _fmt(value: Any, digits: int) -> str:
 
 def _load_metrics(study: StudyDir) -> dict[str, dict[str, dict[str, Any]]]:
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    for partition in PARTITIONS:
-        for task in TASKS:
-            path = study.metrics(partition, task)
-            if path.is_file():
-                results.setdefault(partition, {})[task] = read_json(path)["scores"]
+    for partition, task in study.pairs():
+        path = study.metrics(partition, task)
+        if path.is_file():
+            results.setdefault(partition, {})[task] = read_json(path)["scores"]
     return results
 
 
@@ -186,8 +185,7 @@ def metrics_section(report: Report, study: StudyDir) -> dict[str, dict[str, dict
 def _attribution_jobs(study: StudyDir) -> list[tuple[str, str, Path]]:
     return [
         (p, t, study.attribution(p, t))
-        for p in PARTITIONS
-        for t in TASKS
+        for p, t in study.pairs()
         if (study.attribution(p, t) / "summary.json").is_file()
     ]
 
@@ -453,8 +451,7 @@ def _probe_results(study: StudyDir, name: str) -> list[tuple[str, str, dict[str,
     """(partition, task, result) of every `name` probe file the study holds."""
     return [
         (p, t, read_json(study.probe(name, p, t)))
-        for p in PARTITIONS
-        for t in TASKS
+        for p, t in study.pairs()
         if study.probe(name, p, t).is_file()
     ]
 

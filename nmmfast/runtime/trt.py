@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nmmfast._io import file_sha256
 from nmmfast.runtime.base import Session, SessionError, TensorSpec, parse_device
 
 __all__ = [
@@ -36,14 +37,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["NMMFAST_CACHE"]) / "engines"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "nmmfast" / "engines"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def batch_profiles(
@@ -193,7 +186,7 @@ def build_engine(
     _, index = parse_device(device)
     gpu_name, capability = _gpu(index)
     profiles = batch_profiles(src, min_batch, opt_batch, max_batch, axes)
-    model_hash = _sha256(src)
+    model_hash = file_sha256(src)
     key = engine_cache_key(
         model_hash,
         trt_version=trt.__version__,
