@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "nmmfast.model.convert",
         "a run directory from a Uni-Sign checkpoint and its local mT5 directory",
     ),
+    "export": ("nmmfast.model.export", "a run's pose encoder to ONNX, checked under ONNX Runtime"),
     "decode": ("nmmfast.decode", "beam-decode a split with a trained run; JSON Lines predictions"),
     "evaluate": ("nmmfast.evaluate", "score predictions: WER, BLEU-1..4, seen rate, overlap"),
     "attribute": ("nmmfast.attribution.job", "Integrated Gradients: joint and region shares"),

@@ -32,7 +32,7 @@ __all__ = [
 
 
 class PoseEncoderSession:
-    """The exported pose encoder (tools/export_onnx.py) run by an `nmmfast.runtime` session:
+    """The exported pose encoder (`nmmfast export`) run by an `nmmfast.runtime` session:
     (poses, mask) -> embeddings, like `UniSignModel.pose_embeddings`. backend "onnxruntime"
     loads the ONNX; "tensorrt" builds an engine from it on first use (cached) whose profile spans
     1..`max_batch` samples and 1..`max_frames` frames."""
@@ -140,7 +140,7 @@ def decode(
 
     encoder_backend "onnxruntime" (CPU) or "tensorrt" (CUDA, where TensorRT is installed) runs
     the pose encoder from `onnx_model` (default RUN/pose_encoder.onnx, made by
-    tools/export_onnx.py); the text model stays in PyTorch.
+    `nmmfast export`); the text model stays in PyTorch.
     """
     from nmmfast.model import load_run
 

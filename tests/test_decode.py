@@ -3,7 +3,6 @@ and the pose encoder exported to ONNX and run under ONNX Runtime (CPU) against P
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,14 +15,11 @@ from nmmfast.decode import PoseEncoderSession, decode, predict
 from nmmfast.model import load_model
 from nmmfast.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _export_tool():
-    spec = importlib.util.spec_from_file_location("export_onnx", ROOT / "tools" / "export_onnx.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from nmmfast.model import export
+
+    return export
 
 
 # The fixture's 8 test clips are 90..159 frames long; MAX_FRAMES cuts the two longest and leaves
@@ -166,7 +162,8 @@ def test_onnx_pose_encoder_matches_pytorch_and_decodes_the_same(trained, tmp_pat
     predictions = [r["prediction"] for r in torch_rows]
     assert all(predictions) and len(set(predictions)) > 1
     assert [r["prediction"] for r in onnx_rows] == predictions
-    assert tool.main(["--run", str(run), "--out", str(tmp_path / "cli.onnx")]) == 0
+    assert cli_main(["export", "--run", str(run), "--out", str(tmp_path / "cli.onnx")]) == 0
+    assert (tmp_path / "cli.onnx").is_file()
 
 
 def test_pose_encoder_tensorrt_profile_spans_batch_and_frames(trained, tmp_path):

@@ -68,8 +68,12 @@ def test_report_is_self_contained_with_tables(study: StudyDir) -> None:
 
 
 def test_missing_inputs_are_reported_not_hidden(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
     page = build_report(tmp_path / "empty").read_text()
     assert "Not available: metrics" in page
+    with pytest.raises(FileNotFoundError, match="no study directory"):
+        build_report(tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()
 
 
 def test_report_command_line(study: StudyDir, tmp_path: Path, capsys) -> None:

@@ -153,10 +153,47 @@ def test_corruption_is_reported_not_skipped(tmp_path, rng):
     lines = index.read_bytes().split(b"\n")
     lines[0] = lines[0].replace(b'"a"', b'"A"')  # checksum no longer matches
     index.write_bytes(b"\n".join(lines))
-    with pytest.raises(StoreError, match="line 1 is corrupt"):
+    with pytest.raises(StoreError, match="line 1 of 2 is corrupt"):
         PoseStore(path)
     with pytest.raises(StoreError, match="not a pose store"):
         PoseStore(tmp_path)
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_a_corrupt_last_line_is_corruption_and_no_writer_shrinks_the_store(
+    tmp_path, rng, samples, capsys
+):
+    """A final index line that ends with a newline was committed whole: a bad checksum there is
+    corruption, not a torn write. Opening refuses; no writer truncates the data file."""
+    from nmmfast.cli import main
+    from nmmfast.data.importers import write_npz
+
+    path = tmp_path / "corpus" / "poses"
+    with PoseStore.create(path) as store:
+        for i in range(samples):
+            store.append(f"x{i}", _raw(rng, 5))
+    index = path / "index.jsonl"
+    body = bytearray(index.read_bytes())
+    body[-5] ^= 0x01  # inside the last line's JSON, before its newline
+    index.write_bytes(bytes(body))
+    size = (path / "poses.f32").stat().st_size
+    with pytest.raises(StoreError, match=f"line {samples} of {samples} is corrupt"):
+        PoseStore(path)
+    write_npz(tmp_path / "new.npz", {"y": _raw(rng, 2)})
+    assert main(["import", str(tmp_path / "new.npz"), "--out", str(tmp_path / "corpus")]) == 2
+    assert "is corrupt" in capsys.readouterr().err
+    assert (path / "poses.f32").stat().st_size == size
+    assert index.read_bytes() == bytes(body)
+
+
+def test_a_missing_index_beside_data_is_an_error(tmp_path, rng):
+    path = tmp_path / "s"
+    with PoseStore.create(path) as store:
+        store.append("a", _raw(rng, 3))
+    (path / "index.jsonl").unlink()
+    with pytest.raises(StoreError, match="missing beside 3 frames"):
+        PoseStore(path)
+    assert (path / "poses.f32").stat().st_size == 3 * 133 * 3 * 4
 
 
 def test_truncated_data_file_is_an_error(tmp_path, rng):

@@ -144,18 +144,25 @@ class PoseStore:
         records: dict[str, dict[str, Any]] = {}
         frames = 0
         good_bytes = 0
+        data_path = self.path / _DATA
+        have = data_path.stat().st_size if data_path.exists() else 0
+        if not index_path.exists() and have:
+            raise StoreError(
+                f"{index_path}: missing beside {have // _FRAME_BYTES} frames in {data_path}; "
+                f"the store's index was lost (nothing was changed)"
+            )
         data = index_path.read_bytes() if index_path.exists() else b""
         lines = data.split(b"\n")
         # The last element is b"" when the file ends with a newline; anything else there is a
-        # line whose write was interrupted: it was never committed.
+        # line whose write was interrupted: it was never committed. A line that ends with a
+        # newline was committed whole, so a bad checksum there is corruption, never a torn write.
         for number, line in enumerate(lines[:-1], start=1):
             batch = self._parse_line(line, index_path, number)
             if batch is None:
-                if number == len(lines) - 1:
-                    break  # torn final line: an interrupted commit
                 raise StoreError(
-                    f"{index_path}: line {number} is corrupt (checksum or JSON) and "
-                    f"is followed by committed lines; the store needs repair"
+                    f"{index_path}: line {number} of {len(lines) - 1} is corrupt (checksum or "
+                    f"JSON); the store was not changed: restore the index from a copy, or "
+                    f"re-import its samples into a new store"
                 )
             for rec in batch:
                 if rec["id"] in records:
@@ -170,8 +177,6 @@ class PoseStore:
                 frames += rec["frames"]
                 records[rec["id"]] = rec
             good_bytes += len(line) + 1
-        data_path = self.path / _DATA
-        have = data_path.stat().st_size if data_path.exists() else 0
         if have < frames * _FRAME_BYTES:
             raise StoreError(
                 f"{data_path}: holds {have // _FRAME_BYTES} frames but the index "

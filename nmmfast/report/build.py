@@ -410,6 +410,9 @@ def probes_section(report: Report, study: StudyDir) -> None:
     found = False
     for partition, task, result in _probe_results(study, "identity"):
         found = True
+        if "skipped" in result:
+            report.paragraph(f"{_title(partition, task)}: not run ({result['skipped']}).")
+            continue
         regions = result.get("regions", {})
         names = list(regions)
         report.figures(
@@ -545,6 +548,8 @@ def _mean(values: Sequence[float]) -> float | None:
 def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write `<out_dir>/index.html` (default `<study>/report/`) and its tables; returns its path."""
     study = StudyDir.at(study_dir)
+    if not study.root.is_dir():
+        raise FileNotFoundError(f"{study.root}: no study directory")
     record = read_json(study.record) if study.record.is_file() else {}
     report = Report("nmmfast study report: non-manual markers in a pose-based sign-language model")
     settings = record.get("settings")
@@ -564,7 +569,9 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Pa
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", help="study directory (as written by `nmmfast demo`)")
+    parser.add_argument(
+        "study", help="study directory (as written by `nmmfast study` or `nmmfast demo`)"
+    )
     parser.add_argument("--out", help="report directory (default: STUDY/report)")
 
 
