@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+from nmmfast.model.checkpoint import read_checkpoint
 
 __all__ = [
     "TASK_METRIC",
@@ -352,6 +353,11 @@ def train(
     dist = _Distributed(device)
     run = Path(out)
     try:
+        if resume and not (run / LAST).exists() and not (run / RUN_FILE).exists():
+            raise FileNotFoundError(
+                f"{run}: no run to resume (neither {LAST} nor {RUN_FILE}); check the path, "
+                f"or drop --resume to start one"
+            )
         if (run / LAST).exists() and not resume:  # on every rank: none waits at the barrier
             raise FileExistsError(
                 f"{run}: holds a training run already; pass --resume to continue it or "
@@ -443,7 +449,7 @@ def train(
         start_epoch, step = 0, 0
 
         if resume and (run / LAST).is_file():
-            state = torch.load(run / LAST, map_location="cpu", weights_only=True)
+            state = read_checkpoint(run / LAST)
             saved = state["args"]
             for key in (
                 "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",

@@ -82,6 +82,10 @@ def test_foreign_or_existing_runs_are_refused(corpus_dir, tmp_path):
     (run / "last.pt").unlink()
     summary = train(corpus_dir, "control", "cslr", run, epochs=1, resume=True, **FAST)
     assert summary["epochs_run"] == 1
+    # a mistyped run directory is not a fresh run
+    with pytest.raises(FileNotFoundError, match="no run to resume"):
+        train(corpus_dir, "control", "cslr", tmp_path / "rnu", epochs=1, resume=True, **FAST)
+    assert not (tmp_path / "rnu").exists()
 
 
 def test_optimizer_groups_and_cosine_schedule():

@@ -144,7 +144,7 @@ def test_user_errors_exit_2_with_one_line(assets, study, tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err
-    assert "junk.pth: not a readable PyTorch checkpoint" in err and "Traceback" not in err
+    assert "junk.pth: not a PyTorch checkpoint" in err and "Traceback" not in err
     state = torch.load(assets["checkpoint"], weights_only=True)["model"]
     torch.save({"model": state}, tmp_path / "nmm87.pth")
     layout = ["--layout", "nmm87", "--out", str(tmp_path / "r2")]
@@ -197,3 +197,35 @@ def test_user_errors_exit_2_with_one_line(assets, study, tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"nmmfast {command}: ") and "Traceback" not in err
+
+
+class _NotATensor:
+    pass
+
+
+def test_damaged_checkpoints_are_named(study, tmp_path, capsys):
+    """Every checkpoint load says which file and what is wrong, and never runs code from it."""
+    import shutil
+
+    from nmmfast.errors import UserError
+    from nmmfast.model.checkpoint import read_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(study["run"], run)
+    whole = (run / "best.pt").read_bytes()
+    torch.save({"model": _NotATensor()}, tmp_path / "object.pt")
+    cases = {
+        "truncated or damaged": whole[: len(whole) // 2],
+        "not a PyTorch checkpoint": b"random bytes, not a checkpoint" * 20,
+        "empty checkpoint file": b"",
+        "objects other than tensors": (tmp_path / "object.pt").read_bytes(),
+    }
+    decode = ["decode", "--run", str(run), "--corpus", str(study["corpus"])]
+    decode += ["--partition", "official", "--out", str(tmp_path / "p.jsonl")]
+    for problem, content in cases.items():
+        (run / "best.pt").write_bytes(content)
+        with pytest.raises(UserError, match=problem):
+            read_checkpoint(run / "best.pt")
+        assert main(decode) == 2
+        err = capsys.readouterr().err
+        assert f"{run / 'best.pt'}: " in err and problem in err and "weights_only" not in err

@@ -16,16 +16,19 @@ squeezed) → residual_conv.*, residual.1.* → residual_bn.*; group = body | ha
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from nmmfast.errors import UserError
 from nmmfast.model.text_head import untie_where_state_differs
 
-__all__ = ["load_unisign_checkpoint", "map_unisign_key"]
+__all__ = ["load_unisign_checkpoint", "map_unisign_key", "read_checkpoint"]
 
 _GROUP = {"body": "body", "left": "hand", "right": "hand", "face_all": "face"}
 _BLOCK_PARTS = {
@@ -73,6 +76,35 @@ def map_unisign_key(key: str) -> str | None:
     return None
 
 
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU: tensors and plain containers only, so
+    a downloaded checkpoint can run no code. Raises `UserError` naming the file when it is
+    missing, empty, truncated, not a PyTorch checkpoint, or holds other objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise UserError(f"{path}: empty checkpoint file")
+    archive = head == b"PK\x03\x04"  # what torch.save writes (since PyTorch 1.6)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not archive:
+            raise UserError(f"{path}: not a PyTorch checkpoint") from None
+        raise UserError(
+            f"{path}: holds objects other than tensors and plain containers; nmmfast loads "
+            f"checkpoints as data only and runs no code from them"
+        ) from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, IndexError, ...
+        if archive:
+            raise UserError(
+                f"{path}: truncated or damaged checkpoint ({type(error).__name__})"
+            ) from None
+        raise UserError(f"{path}: not a PyTorch checkpoint") from None
+
+
 def load_unisign_checkpoint(
     path_or_state_dict: str | os.PathLike | Mapping[str, Any],
     model: nn.Module,
@@ -90,7 +122,7 @@ def load_unisign_checkpoint(
         source = "state dict"
     else:
         source = str(path_or_state_dict)
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        state = read_checkpoint(source)
     if "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
     ours = model.state_dict()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,16 +29,10 @@ def read_unisign_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a Uni-Sign checkpoint file: `{'model': sd}` or a bare `sd`, a `module.`
     prefix removed. Tensors only, loaded with `weights_only=True` (no code runs). Raises
     `UserError` naming the file when it is missing, not a PyTorch file, or holds no state dict."""
+    from nmmfast.model.checkpoint import read_checkpoint
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"{path}: not a readable PyTorch checkpoint of tensors ({first[:200]})"
-        ) from None
+    loaded = read_checkpoint(path)
     state = loaded.get("model", loaded) if isinstance(loaded, Mapping) else None
     if not isinstance(state, Mapping) or not state:
         raise UserError(f"{path}: holds no state dict (expected {{'model': state_dict}} or one)")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmmfast.model.checkpoint import read_checkpoint
 from nmmfast.model.log_probs import target_log_probs
 from nmmfast.model.pose_encoder import (
     PoseEncoder,
@@ -490,11 +491,7 @@ def load_model(
 ) -> UniSignModel:
     """Load a model saved by `save_model` (or a training run's best weights via `weights`)."""
     model = model_from_description(directory)
-    state = torch.load(
-        Path(weights) if weights else Path(directory) / MODEL_FILE,
-        map_location="cpu",
-        weights_only=True,
-    )
+    state = read_checkpoint(Path(weights) if weights else Path(directory) / MODEL_FILE)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     untie_where_state_differs(model, state)  # a text model built from its config comes tied
