@@ -20,6 +20,7 @@ import torch
 
 from nmmfast._io import atomic_write_text
 from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+from nmmfast.errors import positive_int
 
 __all__ = [
     "ENCODER_BACKENDS",
@@ -201,9 +202,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition", required=True, help="partition name (control, si, us)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--out", required=True, metavar="predictions.jsonl")
-    parser.add_argument("--beam", type=int, default=4, help="beam width (default 4)")
-    parser.add_argument("--max-new-tokens", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--beam", type=positive_int, default=4, help="beam width (default 4)")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=100)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--encoder-backend", default="torch", choices=ENCODER_BACKENDS)
     parser.add_argument(

@@ -28,6 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nmmfast._io import file_sha256, read_json, write_json_atomic
+from nmmfast.errors import positive_int
 
 __all__ = [
     "PARTITIONS",
@@ -467,18 +468,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=defaults.ig_tolerance,
         help="completeness tolerance of the adaptive IG panels (default 0.01: 1 %%)",
     )
-    parser.add_argument("--beam", type=int, default=defaults.beam, help="beam width (default 4)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=defaults.max_new_tokens, help="(default 100)"
+        "--beam", type=positive_int, default=defaults.beam, help="beam width (default 4)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=defaults.max_new_tokens, help="(default 100)"
     )
     parser.add_argument(
         "--probe-samples",
-        type=int,
+        type=positive_int,
         default=defaults.probe_samples,
         help="samples in the counterfactual probe (default 80)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--workers", type=int, default=1, help="processes side by side")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes side by side")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -489,9 +492,6 @@ def run_cli(args: argparse.Namespace) -> int:
         if (partition, task) in runs:
             raise ValueError(f"{partition}:{task} given twice")
         runs[partition, task] = run
-    for name in ("beam", "max_new_tokens", "probe_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     if args.tolerance is not None and not args.tolerance > 0:
         raise ValueError("--tolerance must be > 0")
     settings = AnalysisSettings(

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+from nmmfast.errors import positive_int
 from nmmfast.model.checkpoint import read_checkpoint
 
 __all__ = [
@@ -452,9 +453,23 @@ def train(
             state = read_checkpoint(run / LAST)
             saved = state["args"]
             for key in (
-                "task", "partition", "epochs", "batch_size", "accum", "world_size", "lr",
-                "label_smoothing", "seed", "clip", "weight_decay", "precision", "dev_beam",
-                "dev_from", "max_frames", "layout", "prompt_language",
+                "task",
+                "partition",
+                "epochs",
+                "batch_size",
+                "accum",
+                "world_size",
+                "lr",
+                "label_smoothing",
+                "seed",
+                "clip",
+                "weight_decay",
+                "precision",
+                "dev_beam",
+                "dev_from",
+                "max_frames",
+                "layout",
+                "prompt_language",
             ):
                 if key in saved and saved[key] != args_record[key]:
                     raise ValueError(
@@ -673,11 +688,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=sorted(TASK_METRIC))
     parser.add_argument("--config", default="tiny", help="model config (tiny, unisign-base)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=positive_int, default=20)
     parser.add_argument(
-        "--batch-size", type=int, default=8, help="samples per micro-batch and rank"
+        "--batch-size", type=positive_int, default=8, help="samples per micro-batch and rank"
     )
-    parser.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
+    parser.add_argument("--accum", type=positive_int, default=1, help="gradient accumulation steps")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument(
         "--label-smoothing",
@@ -692,9 +707,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout", help="skeleton layout (default: the config's, unisign69; or nmm87)"
     )
-    parser.add_argument(
-        "--prompt-language", help="language named in the prompt (default: English)"
-    )
+    parser.add_argument("--prompt-language", help="language named in the prompt (default: English)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt exactly")
     parser.add_argument(

@@ -229,3 +229,14 @@ def test_damaged_checkpoints_are_named(study, tmp_path, capsys):
         assert main(decode) == 2
         err = capsys.readouterr().err
         assert f"{run / 'best.pt'}: " in err and problem in err and "weights_only" not in err
+
+
+def test_counts_below_one_are_refused_before_any_work(study, tmp_path, capsys):
+    base = ["--run", str(study["run"]), "--corpus", str(study["corpus"]), "--partition", "official"]
+    for command, option in (("decode", "--beam"), ("attribute", "--steps")):
+        out = tmp_path / command
+        with pytest.raises(SystemExit) as exit_code:
+            main([command, *base, "--out", str(out), option, "0"])
+        assert exit_code.value.code == 2
+        assert "must be >= 1, got 0" in capsys.readouterr().err
+        assert not out.exists()  # no job.json, no predictions

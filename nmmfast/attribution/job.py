@@ -31,6 +31,7 @@ from nmmfast.attribution.shares import (
     share_table,
     token_region_shares,
 )
+from nmmfast.errors import positive_int
 
 __all__ = [
     "attribute_partition",
@@ -403,7 +404,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="attribute the model's own output (default) or the reference",
     )
     parser.add_argument("--method", default="gausslegendre", choices=list(METHODS))
-    parser.add_argument("--steps", type=int, default=50, help="step points (start, if adaptive)")
+    parser.add_argument(
+        "--steps", type=positive_int, default=50, help="step points (start, if adaptive)"
+    )
     parser.add_argument(
         "--tolerance",
         type=float,
@@ -419,8 +422,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-rows", type=int, help="rows per forward pass (default: auto)")
     parser.add_argument("--samples-per-call", type=int, default=8)
     parser.add_argument("--max-frames", type=int, help="frames per sample (default: the model's)")
-    parser.add_argument("--beam", type=int, default=4, help="beam width for decoded targets")
-    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument(
+        "--beam", type=positive_int, default=4, help="beam width for decoded targets"
+    )
+    parser.add_argument("--max-new-tokens", type=positive_int, default=100)
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nmmfast._io import atomic_write_text, file_sha256
+from nmmfast.errors import positive_int
 
 __all__ = ["configure_parser", "run_cli", "write_json"]
 
@@ -65,7 +66,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.json", help="result file")
     parser.add_argument("--limit", type=int, help="probe only the first N samples")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(
         "--max-frames",
         type=int,
@@ -101,8 +102,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="neutral version of a region: the signer's mean pose over "
         "the split (default), the clip's mean, or undetected",
     )
-    counterfactual.add_argument("--beam", type=int, default=4, help="beam width (default 4)")
-    counterfactual.add_argument("--max-new-tokens", type=int, default=100)
+    counterfactual.add_argument(
+        "--beam", type=positive_int, default=4, help="beam width (default 4)"
+    )
+    counterfactual.add_argument("--max-new-tokens", type=positive_int, default=100)
     identity = parser.add_argument_group("identity")
     identity.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
