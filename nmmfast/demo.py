@@ -286,12 +286,11 @@ class Study:
     def _job_done(self, job: tuple) -> bool:
         if job[0] == "train":
             return self._trained(job[1], job[2])
-        if job[0] == "probes":
-            outputs = [self.dirs.probe("tracking")]
-            if self._probed_run is not None:
-                outputs += [self.dirs.probe(kind, *self._probed_run) for kind in PROBE_KINDS]
-        else:
+        if job[0] == "analyse":
             return self.analysis.done(job[1], job[2])
+        outputs = [self.dirs.probe("tracking")]
+        if self._probed_run is not None:
+            outputs += [self.dirs.probe(kind, *self._probed_run) for kind in PROBE_KINDS]
         return all(path.is_file() for path in outputs)
 
     def _job_ready(self, job: tuple) -> bool:

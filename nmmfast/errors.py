@@ -7,6 +7,8 @@ Messages name the file and the problem.
 
 from __future__ import annotations
 
+import argparse
+
 __all__ = ["UserError", "positive_int"]
 
 
@@ -17,8 +19,6 @@ class UserError(Exception):
 def positive_int(text: str) -> int:
     """argparse type of counts that must be at least 1 (beam width, steps, epochs, batch size):
     a bad value is refused when the arguments are parsed, before any work starts."""
-    import argparse
-
     try:
         value = int(text)
     except ValueError:

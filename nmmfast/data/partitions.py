@@ -219,7 +219,6 @@ def partition_from_lists(
     part["excluded"] = sorted(known - set(source_of))
     part["lists"] = {s: str(p) for s, p in lists.items() if p is not None}
     verify_partition(rows, part, name)
-    part["seed"] = None
     part["stats"] = partition_stats(rows, part)
     return part
 

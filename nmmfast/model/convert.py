@@ -20,6 +20,7 @@ import torch
 
 from nmmfast._io import file_sha256, write_json_atomic
 from nmmfast.errors import UserError
+from nmmfast.model.checkpoint import load_unisign_checkpoint, read_checkpoint
 from nmmfast.study import TASKS
 
 __all__ = ["convert_checkpoint", "read_unisign_state"]
@@ -29,8 +30,6 @@ def read_unisign_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a Uni-Sign checkpoint file: `{'model': sd}` or a bare `sd`, a `module.`
     prefix removed. Tensors only, loaded with `weights_only=True` (no code runs). Raises
     `UserError` naming the file when it is missing, not a PyTorch file, or holds no state dict."""
-    from nmmfast.model.checkpoint import read_checkpoint
-
     path = Path(path)
     loaded = read_checkpoint(path)
     state = loaded.get("model", loaded) if isinstance(loaded, Mapping) else None
@@ -59,10 +58,9 @@ def convert_checkpoint(
 
     The checkpoint must fit exactly (`load_unisign_checkpoint`, strict): a key without a
     counterpart, a model key left unfilled or a shape that does not fit the text model or the
-    layout raises ValueError listing them. `out` must not hold a run already. Returns run.json's
+    layout raises `UserError` listing them. `out` must not hold a run already. Returns run.json's
     contents.
     """
-    from nmmfast.model.checkpoint import load_unisign_checkpoint
     from nmmfast.model.unisign import CONFIGS, build_model, save_model
     from nmmfast.train import BEST as BEST_FILE
     from nmmfast.train import RUN_FILE
