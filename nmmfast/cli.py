@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "nmmfast.data.importers",
         "import poses (Uni-Sign pkl, .pose, Pose86K, npz), labels",
     ),
+    "store": (
+        "nmmfast.data.integrity",
+        "check a pose store record by record, or copy its intact samples to a new one",
+    ),
     "split": ("nmmfast.data.partitions", "build the control / signer / sentence partitions"),
     "train": ("nmmfast.train", "train the pose→text model (CSLR or SLT) on a corpus partition"),
     "convert-checkpoint": (

@@ -19,7 +19,16 @@ from typing import Any
 import torch
 
 from nmmfast._io import atomic_write_text
-from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
+from nmmfast.data.dataset import (
+    NON_FINITE,
+    BucketBatchSampler,
+    Corpus,
+    PoseDataset,
+    add_skip_bad_argument,
+    collate,
+    skipped_bad_line,
+    target_of,
+)
 from nmmfast.errors import positive_int
 
 __all__ = [
@@ -136,8 +145,12 @@ def decode(
     onnx_model: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> list[dict[str, Any]]:
     """Decode `split` of `partition` with a run's weights; write JSON Lines to `out` if given.
+
+    skip_bad: samples with non-finite poses get a null prediction and a "skipped" reason instead
+    of stopping the decode (see `PoseDataset`).
 
     encoder_backend "onnxruntime" (CPU) or "tensorrt" (CUDA, where TensorRT is installed) runs
     the pose encoder from `onnx_model` (default RUN/pose_encoder.onnx, made by
@@ -166,7 +179,12 @@ def decode(
     data = Corpus.open(corpus)
     ids = data.partition(partition)[split]
     dataset = PoseDataset(
-        data, ids, task, layout=model.config.layout, max_frames=model.config.max_frames
+        data,
+        ids,
+        task,
+        layout=model.config.layout,
+        max_frames=model.config.max_frames,
+        skip_bad=skip_bad,
     )
     predictions = predict(
         model,
@@ -213,6 +231,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="pose encoder ONNX (default RUN_DIR/pose_encoder.onnx)",
     )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_skip_bad_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -232,7 +251,13 @@ def run_cli(args: argparse.Namespace) -> int:
         onnx_model=args.onnx_model,
         device=args.device,
         progress=not args.no_progress,
+        skip_bad=args.skip_bad,
     )
+    left_out = skipped_bad_line(
+        {NON_FINITE: [r["id"] for r in rows if r.get("skipped") == NON_FINITE]}
+    )
+    if left_out:
+        print(left_out, file=sys.stderr)
     decoded = sum(r["prediction"] is not None for r in rows)
     elapsed = time.perf_counter() - start
     print(

@@ -9,7 +9,6 @@ out as the reference study's Table 2 (`nmmfast.metrics.format_table2`, Markdown 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nmmfast._io import atomic_write_text, write_json_atomic
+from nmmfast._io import atomic_write_text, file_sha256, write_json_atomic
+from nmmfast.errors import positive_int
 from nmmfast.metrics import TASKS, ScoreReport, compute_scores, format_table2
 
 # The manifest column that holds each task's target.
@@ -139,11 +139,45 @@ def read_corpus_train_targets(
 
 def file_digest(path: str | os.PathLike[str], length: int = 12) -> str:
     """The first `length` hex digits of a file's SHA-256 (identifies a checkpoint)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:length]
+    return file_sha256(path)[:length]
+
+
+def _shown(ids: list[str], count: int = 5) -> str:
+    return ", ".join(map(repr, ids[:count])) + (", ..." if len(ids) > count else "")
+
+
+def split_coverage(
+    rows: list[dict],
+    corpus: str | os.PathLike[str],
+    partition: str,
+    split: str,
+    *,
+    allow_partial: bool = False,
+    where: str | os.PathLike[str] = "predictions",
+) -> str:
+    """Check that prediction rows are the whole `split` of `partition`: ids outside the split
+    are refused (a few named); fewer rows than the split are refused unless `allow_partial`.
+    Returns the coverage, "covered/total", for the signature."""
+    from nmmfast.data.partitions import load_partition
+
+    split_ids = load_partition(corpus, partition)[split]
+    wanted = set(split_ids)
+    foreign = [str(row["id"]) for row in rows if str(row["id"]) not in wanted]
+    if foreign:
+        raise ValueError(
+            f"{where}: {len(foreign)} predictions are not in the {split} split of partition "
+            f"{partition!r} ({_shown(foreign)}); score them against their own partition"
+        )
+    have = {str(row["id"]) for row in rows}
+    missing = [i for i in split_ids if i not in have]
+    coverage = f"{len(split_ids) - len(missing)}/{len(split_ids)}"
+    if missing and not allow_partial:
+        raise ValueError(
+            f"{where}: predictions cover {len(split_ids) - len(missing)} of {len(split_ids)} "
+            f"{split} clips of partition {partition!r} (missing {_shown(missing)}); decode the "
+            f"rest, or pass --allow-partial to score these (the coverage enters the signature)"
+        )
+    return coverage
 
 
 def evaluate_file(
@@ -156,8 +190,13 @@ def evaluate_file(
     lowercase: bool = False,
     beam: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    split: str = "test",
+    allow_partial: bool = False,
 ) -> dict[str, ScoreReport]:
-    """Score a predictions file: task → ScoreReport. Arguments mirror `nmmfast evaluate`."""
+    """Score a predictions file: task → ScoreReport. Arguments mirror `nmmfast evaluate`.
+
+    With `corpus` and `partition` the predictions must be the whole `split` of the partition
+    (`split_coverage`); their coverage is part of each report's signature."""
     if corpus is not None and partition is None:
         raise ValueError("--corpus needs --partition (which partition's training ids to use)")
     if corpus is not None and train_targets is not None:
@@ -175,15 +214,20 @@ def evaluate_file(
     for row_task in sorted(rows_by_task, key=TASKS.index):
         rows = rows_by_task[row_task]
         targets = file_targets
+        row_settings = dict(settings)
         if corpus is not None:
-            targets = read_corpus_train_targets(corpus, partition, row_task)  # type: ignore[arg-type]
+            assert partition is not None
+            targets = read_corpus_train_targets(corpus, partition, row_task)
+            row_settings["coverage"] = split_coverage(
+                rows, corpus, partition, split, allow_partial=allow_partial, where=predictions
+            )
         reports[row_task] = compute_scores(
             [row["prediction"] for row in rows],
             [row["reference"] for row in rows],
             task=row_task,
             train_targets=targets,
             lowercase=lowercase,
-            settings=settings,
+            settings=row_settings,
         )
     return reports
 
@@ -218,6 +262,8 @@ def evaluate_files(
     lowercase: bool = False,
     beam: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    split: str = "test",
+    allow_partial: bool = False,
 ) -> list[tuple[PredictionsFile, dict[str, ScoreReport]]]:
     """Score several predictions files (each with its own partition): per file, task → report.
 
@@ -255,6 +301,8 @@ def evaluate_files(
             lowercase=lowercase,
             beam=beam,
             checkpoint=checkpoint,
+            split=split,
+            allow_partial=allow_partial,
         )
         for row_task in reports:
             key = (predictions.partition, row_task)
@@ -347,6 +395,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "PARTITION=; recorded in the signature",
     )
     parser.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "dev", "test"],
+        help="with --corpus: the split the predictions must cover (default test)",
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="with --corpus: score predictions that cover only part of the split (the "
+        "coverage, e.g. 3/8, enters the signature)",
+    )
+    parser.add_argument(
         "--task",
         choices=TASKS,
         help="score only this task (rows without a task are taken as this one)",
@@ -358,7 +418,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--beam",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="decoding beam that produced the predictions (signature only)",
     )
@@ -411,6 +471,8 @@ def run_cli(args: argparse.Namespace) -> int:
             lowercase=args.lowercase,
             beam=args.beam,
             checkpoint=args.checkpoint,
+            split=args.split,
+            allow_partial=args.allow_partial,
         )
         table = format_table2(table2_results(evaluated), wide=args.wide) if len(files) > 1 else None
         written = write_results_dir(args.out_dir, evaluated, wide=args.wide) if args.out_dir else []

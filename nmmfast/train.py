@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -26,9 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from nmmfast.data.dataset import BucketBatchSampler, Corpus, PoseDataset, collate, target_of
-from nmmfast.errors import positive_int
-from nmmfast.model.checkpoint import read_checkpoint
+from nmmfast.data.dataset import (
+    BucketBatchSampler,
+    Corpus,
+    PoseDataset,
+    add_skip_bad_argument,
+    collate,
+    skipped_bad_line,
+    target_of,
+)
+from nmmfast.errors import fraction, positive_float, positive_int
+from nmmfast.model.checkpoint import read_checkpoint, weights_sha256
 
 __all__ = [
     "TASK_METRIC",
@@ -160,17 +167,6 @@ class _Distributed:
     def close(self) -> None:
         if self.started:
             torch.distributed.destroy_process_group()
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """SHA-256 of every parameter and buffer, in state-dict order (bitwise identity check)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(
-            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        )
-    return digest.hexdigest()
 
 
 def _log(path: Path, record: dict[str, Any]) -> None:
@@ -318,6 +314,7 @@ def train(
     max_frames: int | None = None,
     layout: str | None = None,
     prompt_language: str | None = None,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """Train a model on `partition`'s train split, select on its dev split; mirrors `nmmfast train`.
 
@@ -336,6 +333,7 @@ def train(
     config, so decoding, attribution and probes of the run feed the same number.
     `layout` (skeleton layout, default the config's `unisign69`) and `prompt_language` (the
     language named in the prompt, default English) are kept there too.
+    `skip_bad`: leave out samples with non-finite poses (listed) instead of stopping.
     Returns a summary: epochs run, best epoch and dev score, skipped samples, seconds.
     """
     from nmmfast.decode import predict
@@ -418,6 +416,7 @@ def train(
             "label_smoothing": model.config.label_smoothing
             if label_smoothing is None
             else label_smoothing,
+            "skip_bad": skip_bad,
         }
         train_set = PoseDataset(
             data,
@@ -427,9 +426,15 @@ def train(
             max_frames=model.config.max_frames,
             train=True,
             seed=seed,
+            skip_bad=skip_bad,
         )
         dev_set = PoseDataset(
-            data, split["dev"], task, layout=model.config.layout, max_frames=model.config.max_frames
+            data,
+            split["dev"],
+            task,
+            layout=model.config.layout,
+            max_frames=model.config.max_frames,
+            skip_bad=skip_bad,
         )
         if len(train_set) == 0:
             raise ValueError(f"{corpus}: partition {partition!r} has no usable training samples")
@@ -470,6 +475,7 @@ def train(
                 "max_frames",
                 "layout",
                 "prompt_language",
+                "skip_bad",
             ):
                 if key in saved and saved[key] != args_record[key]:
                     raise ValueError(
@@ -510,6 +516,9 @@ def train(
                         f"{dict(dataset.skipped)}",
                         file=sys.stderr,
                     )
+                left_out = skipped_bad_line(dataset.skipped_ids)
+                if left_out:
+                    print(f"nmmfast train: {name}: {left_out}", file=sys.stderr)
 
         ddp_model = model
         if dist.world_size > 1:
@@ -693,15 +702,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=8, help="samples per micro-batch and rank"
     )
     parser.add_argument("--accum", type=positive_int, default=1, help="gradient accumulation steps")
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=positive_float, default=3e-4)
     parser.add_argument(
         "--label-smoothing",
-        type=float,
+        type=fraction,
         help="label smoothing of the cross-entropy (default: the config's; Uni-Sign's 0.2)",
     )
     parser.add_argument(
         "--max-frames",
-        type=int,
+        type=positive_int,
         help="frames fed per sample (default: the config's; Uni-Sign's 256, tiny's 64)",
     )
     parser.add_argument(
@@ -716,9 +725,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="start from a trained run's weights (e.g. SLT from the same partition's CSLR run)",
     )
     parser.add_argument("--text-model", metavar="DIR", help="local mT5/T5 directory (unisign-base)")
-    parser.add_argument("--dev-beam", type=int, default=4, help="beam for dev decoding")
+    parser.add_argument("--dev-beam", type=positive_int, default=4, help="beam for dev decoding")
     parser.add_argument(
-        "--dev-from", type=int, default=1, help="first epoch scored on dev (default 1: every one)"
+        "--dev-from",
+        type=positive_int,
+        default=1,
+        help="first epoch scored on dev (default 1: every one)",
     )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
@@ -727,6 +739,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "fp32", "bf16"],
         help="auto: bf16 autocast on GPU, fp32 on CPU (default)",
     )
+    add_skip_bad_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -754,6 +767,7 @@ def run_cli(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         layout=args.layout,
         prompt_language=args.prompt_language,
+        skip_bad=args.skip_bad,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

@@ -256,11 +256,20 @@ def test_import_cli(tmp_path, raw, capsys):
     assert PoseStore(out / "poses").meta("02_0001")["signer"] == "02"
     # a second import with conflicting labels is refused rather than overwriting
     labels.write_text("id|gloss|text\n01_0001|changed|x\n", "utf-8")
-    assert main(["import", str(src), "--out", str(out), "--labels", str(labels)]) == 1
-    assert "refusing to overwrite" in capsys.readouterr().out
+    assert main(["import", str(src), "--out", str(out), "--labels", str(labels)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
     uni = tmp_path / "labels.gz"
     write_unisign_labels(
         uni, [{"id": "03_0002", "signer": None, "sentence": None, "gloss": "", "text": "z"}]
     )
     assert main(["import", str(src), "--out", str(out), "--labels", str(uni)]) == 0
     assert len(read_manifest(out / "manifest.jsonl")) == 4
+    capsys.readouterr()
+    # without --labels: poses are compared with the manifest there is, or reported unlabelled
+    assert main(["import", str(src), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "compared with the 4 rows" in printed and "1 manifest rows without poses" in printed
+    assert main(["import", str(src), "--out", str(tmp_path / "bare")]) == 0
+    printed = capsys.readouterr().out
+    assert "no labels yet" in printed
+    assert "3 poses without manifest rows: 01_0001, 02_0001, 03_0002" in printed

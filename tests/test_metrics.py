@@ -500,7 +500,7 @@ def _write_corpus(root):
     ]
     _write_jsonl(root / "manifest.jsonl", manifest)
     (root / "partitions").mkdir()
-    split = {"train": ["01_0001", "01_0002"], "dev": ["02_0001"], "test": ["02_0003"]}
+    split = {"train": ["01_0001", "01_0002"], "dev": [], "test": ["02_0001", "02_0003"]}
     (root / "partitions" / "control.json").write_text(json.dumps(split), encoding="utf-8")
 
 
@@ -535,7 +535,12 @@ def test_cli_round_trip_with_corpus(tmp_path, capsys):
         ["A B", "E F"],
         task="cslr",
         train_targets=["A B", "C D"],
-        settings={"partition": "control", "beam": 4, "checkpoint": cslr["signature"][-12:]},
+        settings={
+            "partition": "control",
+            "beam": 4,
+            "checkpoint": hashlib.sha256(b"weights").hexdigest()[:12],
+            "coverage": "2/2",
+        },
     )
     assert cslr == expected
     assert cslr["seen_rate"] == pytest.approx(1.0)  # both predictions are training glosses
@@ -543,7 +548,9 @@ def test_cli_round_trip_with_corpus(tmp_path, capsys):
     slt = payload["scores"]["slt"]
     assert slt["seen_rate"] == pytest.approx(0.5)  # "a b ." is a training sentence
     assert slt["n_empty_predictions"] == 1
-    assert cslr["signature"].endswith("checkpoint:" + hashlib.sha256(b"weights").hexdigest()[:12])
+    assert cslr["signature"].endswith(
+        "checkpoint:" + hashlib.sha256(b"weights").hexdigest()[:12] + "|coverage:2/2"
+    )
     assert cslr["signature"] in printed and "wer = 50.00" in printed
     assert [p.name for p in out.parent.iterdir()] == ["results.json"]  # no temporary left
 
@@ -636,7 +643,7 @@ def test_cli_several_files_write_table2(tmp_path, capsys):
         ["evaluate", "--predictions", f"si={files['si.jsonl']}",
          f"control={files['control_cslr.jsonl']}", str(files["control_slt.jsonl"]),
          "--partition", "control", "--corpus", str(tmp_path), "--beam", "4",
-         "--out-dir", str(out_dir)]
+         "--out-dir", str(out_dir), "--allow-partial"]
     )  # fmt: skip
     assert rc == 0
     printed = capsys.readouterr().out
@@ -655,10 +662,12 @@ def test_cli_several_files_write_table2(tmp_path, capsys):
         ["A B", "E F"],
         task="cslr",
         train_targets=["A B", "C D"],
-        settings={"partition": "control", "beam": 4},
+        settings={"partition": "control", "beam": 4, "coverage": "2/2"},
     )
     si_cslr = json.loads((out_dir / "si-cslr.json").read_text(encoding="utf-8"))["scores"]
     assert si_cslr["seen_rate"] == 0.0 and "partition:si" in si_cslr["signature"]
+    control_slt = json.loads((out_dir / "control-slt.json").read_text(encoding="utf-8"))
+    assert control_slt["scores"]["signature"].endswith("|coverage:1/2")  # --allow-partial
 
     markdown = (out_dir / "table2.md").read_text(encoding="utf-8")
     lines = markdown.splitlines()

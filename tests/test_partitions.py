@@ -159,5 +159,5 @@ def test_split_cli(tmp_path, capsys):
         assert "00_0000" not in part["train"] + part["dev"] + part["test"]
     doc = json.loads((tmp_path / "partitions" / "us.json").read_text())
     assert doc["excluded"] == ["00_0000"]
-    assert main(["split", str(tmp_path), "--strict"]) == 1
-    assert main(["split", str(tmp_path / "nothing")]) == 1
+    assert main(["split", str(tmp_path), "--strict"]) == 2
+    assert main(["split", str(tmp_path / "nothing")]) == 2

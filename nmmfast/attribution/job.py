@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from nmmfast._io import atomic_write_text, write_json_atomic
-from nmmfast.attribution.quadrature import METHODS
+from nmmfast.attribution.quadrature import METHODS, quadrature
 from nmmfast.attribution.sequence import SequenceAttributor
 from nmmfast.attribution.shares import (
     attribution_shares,
@@ -31,9 +31,12 @@ from nmmfast.attribution.shares import (
     share_table,
     token_region_shares,
 )
-from nmmfast.errors import positive_int
+from nmmfast.data.dataset import add_skip_bad_argument, skipped_bad_line
+from nmmfast.errors import UserError, positive_float, positive_int
+from nmmfast.model.checkpoint import weights_sha256
 
 __all__ = [
+    "JobMismatch",
     "attribute_partition",
     "configure_parser",
     "load_samples",
@@ -74,19 +77,41 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
     return rank, world_size
 
 
+# what a resumed job must share with the job that started it, besides the settings: a different
+# value means different numbers, so the finished samples would mix two jobs
+_IDENTITY = {
+    "weights_sha256": "the model's weights changed",
+    "samples_sha256": "the corpus' poses or targets of these samples changed",
+}
+
+
+class JobMismatch(UserError, ValueError):
+    """A job directory holds a job started with other settings, weights or samples."""
+
+
 def _check_job(out: Path, settings: dict[str, Any]) -> None:
     """Write job.json, or check that an existing one describes the same job."""
     path = out / JOB_FILE
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise UserError(f"{path}: unreadable job file ({error})") from None
         for key, value in settings.items():
-            if key in _VOLATILE:
+            if key in _VOLATILE or previous.get(key) == value:
                 continue
-            if previous.get(key) != value:
-                raise ValueError(
-                    f"{path}: this directory holds a job with {key}={previous.get(key)!r}, not "
-                    f"{value!r}; use another --out (or delete it) to start a new job"
+            if key in _IDENTITY:
+                was = previous.get(key)
+                reason = _IDENTITY[key] if was else f"the job recorded no {key}"
+                raise JobMismatch(
+                    f"{path}: {reason} since this job started ({key} {str(was)[:12]} -> "
+                    f"{str(value)[:12]}); resuming would mix two jobs' samples: use another "
+                    f"--out (or delete it) to start a new job"
                 )
+            raise JobMismatch(
+                f"{path}: this directory holds a job with {key}={previous.get(key)!r}, not "
+                f"{value!r}; use another --out (or delete it) to start a new job"
+            )
         return
     write_json_atomic(path, settings)
 
@@ -117,6 +142,7 @@ def run_attribution(
     max_samples: int | None = None,
     top: int = 10,
     progress: bool = False,
+    skip_bad: bool = False,
     extra_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Attribute every sample of `split` of `partition` with `model`; write results under `out`.
@@ -124,7 +150,10 @@ def run_attribution(
     corpus: a corpus directory or an open `nmmfast.data.dataset.Corpus`. target: "decoded"
     (the model's own beam-search output) or "reference". `max_samples` attributes only the
     split's first that many samples (part of the job's definition); `limit` stops after that
-    many new samples (the rest is done on the next call). Returns {"computed", "skipped_existing",
+    many new samples (the rest is done on the next call). `skip_bad` leaves out samples with
+    non-finite poses (listed in the done file) instead of stopping. job.json records the
+    settings with the sha256 of the weights and of the samples read; a resumed job must match
+    them all, or it is refused with the difference named. Returns {"computed", "skipped_existing",
     "shard", "summary" (None until every rank is done)}.
     """
     from nmmfast.data.dataset import Corpus, PoseDataset
@@ -135,9 +164,13 @@ def run_attribution(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if samples_per_call < 1:
         raise ValueError(f"samples_per_call must be >= 1, got {samples_per_call}")
+    quadrature(method, n_steps)  # refuses steps the rule cannot take, before any file is written
+    if tolerance is not None and not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    if max_steps < n_steps:
+        raise ValueError(f"max_steps ({max_steps}) must be >= n_steps ({n_steps})")
     rank, world_size = _rank_and_world(rank, world_size)
     out = Path(out)
-    (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     data = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
     ids = data.partition(partition)[split]
     if max_samples is not None:
@@ -167,12 +200,21 @@ def run_attribution(
         "limit": limit,
         "stop_gradient_lifted": True,
         "baseline": "zero pose",
+        "skip_bad": skip_bad,
+        "weights_sha256": weights_sha256(model),
+        "samples_sha256": data.samples_sha256(ids, task),
         **(extra_settings or {}),
     }
-    _check_job(out, settings)
     dataset = PoseDataset(
-        data, _shard(ids, rank, world_size), task, layout=layout, max_frames=max_frames
+        data,
+        _shard(ids, rank, world_size),
+        task,
+        layout=layout,
+        max_frames=max_frames,
+        skip_bad=skip_bad,
     )
+    (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+    _check_job(out, settings)
     pending = [
         k
         for k, sample_id in enumerate(dataset.sample_ids)
@@ -243,6 +285,7 @@ def run_attribution(
         "batch_rows": batch_rows,
         "skipped_existing": existing,
         "shard": len(dataset),
+        "left_out": dict(dataset.skipped_ids),
         "summary": summary,
     }
 
@@ -409,19 +452,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_float,
         help="adaptive steps until |delta| <= tolerance * |F(x) - F(b)| "
         "(best with --method simpson --steps 5: bisects the panels that need it)",
     )
-    parser.add_argument("--max-steps", type=int, default=512)
+    parser.add_argument("--max-steps", type=positive_int, default=512)
     parser.add_argument(
         "--per-token",
         action="store_true",
         help="also attribute each target token (per-token region shares)",
     )
-    parser.add_argument("--batch-rows", type=int, help="rows per forward pass (default: auto)")
-    parser.add_argument("--samples-per-call", type=int, default=8)
-    parser.add_argument("--max-frames", type=int, help="frames per sample (default: the model's)")
+    parser.add_argument(
+        "--batch-rows", type=positive_int, help="rows per forward pass (default: auto)"
+    )
+    parser.add_argument("--samples-per-call", type=positive_int, default=8)
+    parser.add_argument(
+        "--max-frames", type=positive_int, help="frames per sample (default: the model's)"
+    )
     parser.add_argument(
         "--beam", type=positive_int, default=4, help="beam width for decoded targets"
     )
@@ -429,12 +476,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--rank", type=int, help="this shard (default: $RANK or 0)")
-    parser.add_argument("--world-size", type=int, help="shards (default: $WORLD_SIZE or 1)")
     parser.add_argument(
-        "--max-samples", type=int, help="attribute only the split's first N samples"
+        "--world-size", type=positive_int, help="shards (default: $WORLD_SIZE or 1)"
     )
-    parser.add_argument("--limit", type=int, help="stop after this many new samples (resumable)")
-    parser.add_argument("--top", type=int, default=10, help="joints per region in the table")
+    parser.add_argument(
+        "--max-samples", type=positive_int, help="attribute only the split's first N samples"
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, help="stop after this many new samples (resumable)"
+    )
+    parser.add_argument(
+        "--top", type=positive_int, default=10, help="joints per region in the table"
+    )
     parser.add_argument(
         "--save-attributions",
         action="store_true",
@@ -445,6 +498,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only merge the finished sample files of --out",
     )
+    add_skip_bad_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -481,7 +535,11 @@ def run_cli(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         top=args.top,
         progress=not args.no_progress,
+        skip_bad=args.skip_bad,
     )
+    left_out = skipped_bad_line(result["left_out"])
+    if left_out:
+        print(left_out, file=sys.stderr)
     elapsed = time.perf_counter() - began
     print(
         f"attributed {result['computed']} samples ({result['skipped_existing']} already done) "

@@ -4,11 +4,14 @@ Samples are normalised with `nmmfast.skeleton.normalize` after frame selection (
 random sorted frames in training, deterministic uniform otherwise); batches are length-bucketed
 and padded by repeating the last frame, with a [B, T] bool mask. Unusable samples (no poses, no
 frames, no confident body so the clip normalises to zeros, empty target) are skipped and
-counted by reason.
+counted by reason. A non-finite value in a sample's poses (a damaged store) stops the job with the
+sample, frame and joint named, unless `skip_bad` leaves such samples out (listed by reason).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,12 +23,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from nmmfast.errors import UserError
 from nmmfast.skeleton import MAX_FRAMES, get_layout, normalize, select_frames
 
 __all__ = [
     "TASK_TARGET_KEY",
     "BucketBatchSampler",
+    "add_skip_bad_argument",
+    "skipped_bad_line",
     "Corpus",
+    "NON_FINITE",
     "PoseBatch",
     "PoseDataset",
     "collate",
@@ -34,6 +41,8 @@ __all__ = [
 
 # Which manifest field a task learns to produce.
 TASK_TARGET_KEY = {"cslr": "gloss", "slt": "text"}
+# The skip reason of samples with non-finite poses (only with skip_bad).
+NON_FINITE = "non-finite poses"
 
 
 def target_of(row: Mapping[str, Any], task: str) -> str:
@@ -69,6 +78,40 @@ class Corpus:
 
         return load_partition(self.path, name)
 
+    def samples_sha256(self, ids: Sequence[str], task: str) -> str:
+        """sha256 over what a job reads of `ids`: each id, its poses' bytes and its `task`
+        target. Equal digests mean equal inputs, wherever the corpus lives; a sample the store
+        or manifest lacks counts as absent."""
+        from nmmfast.data.store import sample_crc32
+
+        digest = hashlib.sha256()
+        for sample_id in ids:
+            row = self.rows.get(sample_id)
+            poses = (
+                sample_crc32(self.store[sample_id]) if sample_id in self.store else "absent"
+            )
+            target = target_of(row, task) if row is not None else None
+            digest.update(json.dumps([sample_id, poses, target]).encode())
+        return digest.hexdigest()
+
+
+def add_skip_bad_argument(parser: Any) -> None:
+    """`--skip-bad` on the commands that read poses of a split."""
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out (and list) samples with non-finite poses instead of stopping",
+    )
+
+
+def skipped_bad_line(skipped_ids: Mapping[str, Sequence[str]]) -> str | None:
+    """One line listing the samples `skip_bad` left out, or None if there were none."""
+    ids = list(skipped_ids.get(NON_FINITE, ()))
+    if not ids:
+        return None
+    shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+    return f"left out {len(ids)} samples with {NON_FINITE}: {shown}"
+
 
 @dataclass
 class PoseBatch:
@@ -89,6 +132,8 @@ class PoseDataset(Dataset):
 
     corpus: an open `Corpus`; ids: the split's sample ids; task: "cslr" | "slt";
     train: random frame selection (seeded per sample, epoch and `seed`), else uniform.
+    skip_bad: leave out samples with non-finite poses (reason `NON_FINITE`) instead of raising a
+    `UserError` that names the first one.
     """
 
     corpus: Corpus
@@ -98,6 +143,7 @@ class PoseDataset(Dataset):
     max_frames: int = MAX_FRAMES
     train: bool = False
     seed: int = 0
+    skip_bad: bool = False
     skipped: Counter = field(default_factory=Counter, init=False)
     skipped_ids: dict[str, list[str]] = field(default_factory=dict, init=False)
     epoch: int = field(default=0, init=False)
@@ -124,7 +170,18 @@ class PoseDataset(Dataset):
             return "no poses"
         if self.corpus.store.meta(sample_id)["frames"] == 0:
             return "zero frames"
-        if not np.any(normalize(self.corpus.store[sample_id], self.layout)):
+        raw = self.corpus.store[sample_id]
+        bad = ~np.isfinite(raw)
+        if bad.any():
+            if self.skip_bad:
+                return NON_FINITE
+            frame, joint, _ = np.argwhere(bad)[0]
+            raise UserError(
+                f"{self.corpus.store.path}: sample {sample_id!r} has a non-finite value at frame "
+                f"{frame}, joint {joint} ({int(bad.any(axis=(1, 2)).sum())} frames affected); "
+                f"`nmmfast store check` lists every damaged sample, --skip-bad leaves them out"
+            )
+        if not np.any(normalize(raw, self.layout)):
             return "no pose"  # fewer than 4 confident body joints: normalises to all zeros
         if not target_of(self.corpus.rows[sample_id], self.task):
             return f"empty {TASK_TARGET_KEY[self.task]}"

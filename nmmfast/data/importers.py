@@ -532,34 +532,34 @@ def _merge_manifest(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from nmmfast.data.annotations import check_coverage, read_labels, write_manifest
+    from nmmfast.data.annotations import check_coverage, read_labels, read_manifest, write_manifest
     from nmmfast.data.store import PoseStore
 
     out = Path(args.out)
-    try:
-        rows = read_labels(args.labels, args.labels_format) if args.labels else []
-        store = PoseStore.create(out / "poses", exist_ok=True)
-        with store:
-            result = import_poses(
-                store,
-                args.sources,
-                args.format,
-                rows=rows,
-                defaults={"fps": args.fps, "width": args.width, "height": args.height},
-                swap_hands=args.swap_hands,
-                assume_coco_wholebody=args.assume_coco_wholebody,
-            )
-            print(
-                f"{len(result['added'])} samples imported into {store.path} "
-                f"({len(result['skipped'])} already there, skipped); {len(store)} in the store"
-            )
-            if rows:
-                manifest = out / "manifest.jsonl"
-                merged = _merge_manifest(manifest, rows)
-                write_manifest(manifest, merged)
-                print(f"{len(rows)} label rows from {args.labels}; {manifest}: {len(merged)} rows")
-                print(check_coverage(merged, store.ids()).report())
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}")
-        return 1
+    rows = read_labels(args.labels, args.labels_format) if args.labels else []
+    manifest = out / "manifest.jsonl"
+    merged = _merge_manifest(manifest, rows) if rows else []  # refuses before any write
+    with PoseStore.create(out / "poses", exist_ok=True) as store:
+        result = import_poses(
+            store,
+            args.sources,
+            args.format,
+            rows=rows,
+            defaults={"fps": args.fps, "width": args.width, "height": args.height},
+            swap_hands=args.swap_hands,
+            assume_coco_wholebody=args.assume_coco_wholebody,
+        )
+        print(
+            f"{len(result['added'])} samples imported into {store.path} "
+            f"({len(result['skipped'])} already there, skipped); {len(store)} in the store"
+        )
+        if rows:
+            write_manifest(manifest, merged)
+            print(f"{len(rows)} label rows from {args.labels}; {manifest}: {len(merged)} rows")
+        elif manifest.is_file():
+            merged = read_manifest(manifest)
+            print(f"no --labels: poses compared with the {len(merged)} rows of {manifest}")
+        else:
+            print(f"no labels yet ({manifest} does not exist): give them with --labels FILE")
+        print(check_coverage(merged, store.ids()).report())
     return 0

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nmmfast.errors import UserError
+
 __all__ = [
     "PARTITIONS",
     "SPLITS",
@@ -436,15 +438,10 @@ def run_cli(args: argparse.Namespace) -> int:
         raise ValueError("--train/--dev/--test define a partition of your own: add --name NAME")
     manifest_path = corpus / "manifest.jsonl"
     if not manifest_path.is_file():
-        print(
-            f"error: {manifest_path} not found (a corpus directory holds manifest.jsonl and poses/)"
+        raise FileNotFoundError(
+            f"{manifest_path}: not found (a corpus directory holds manifest.jsonl and poses/)"
         )
-        return 1
-    try:
-        rows = read_manifest(manifest_path)
-    except ValueError as err:
-        print(f"error: {err}")
-        return 1
+    rows = read_manifest(manifest_path)
     excluded: list[str] = []
     poses_dir = corpus / "poses"
     if poses_dir.exists():
@@ -453,24 +450,22 @@ def run_cli(args: argparse.Namespace) -> int:
         print(coverage.report())
         if coverage.without_poses:
             if args.strict:
-                print("error: --strict and some manifest rows have no poses")
-                return 1
+                raise UserError(
+                    f"{manifest_path}: {len(coverage.without_poses)} rows have no poses in "
+                    f"{poses_dir} and --strict was given"
+                )
             excluded = coverage.without_poses
             print(f"leaving {len(excluded)} rows without poses out of every partition")
     else:
         print(f"note: {poses_dir} does not exist; splitting the manifest without checking poses")
     kept = [r for r in rows if r["id"] not in set(excluded)]
-    try:
-        parts = make_partitions(
-            kept,
-            args.seed,
-            dev_fraction=args.dev_fraction,
-            test_fraction=args.test_fraction,
-            names=args.partitions,
-        )
-    except ValueError as err:
-        print(f"error: {err}")
-        return 1
+    parts = make_partitions(
+        kept,
+        args.seed,
+        dev_fraction=args.dev_fraction,
+        test_fraction=args.test_fraction,
+        names=args.partitions,
+    )
     for part in parts.values():
         if excluded:
             part["excluded"] = excluded

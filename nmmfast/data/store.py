@@ -12,6 +12,7 @@ import math
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ try:  # POSIX advisory lock: one writer per store
 except ImportError:  # pragma: no cover - non-POSIX platforms write without the lock
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PoseStore", "StoreError", "META_KEYS"]
+__all__ = ["PoseStore", "StoreError", "META_KEYS", "IndexLine", "read_index", "sample_crc32"]
 
 FORMAT = "nmmfast-posestore"
 VERSION = 1
@@ -33,11 +34,60 @@ _FRAME_BYTES = JOINTS * CHANNELS * 4
 _HEADER, _DATA, _INDEX, _LOCK = "store.json", "poses.f32", "index.jsonl", ".lock"
 # Standard metadata, always present in `meta(id)` (None when unknown).
 META_KEYS = ("signer", "sentence", "fps", "width", "height", "source")
-_RESERVED = ("id", "offset", "frames")
+_RESERVED = ("id", "offset", "frames", "crc32")
+# Where a damaged store's owner is sent: both commands leave the store as it is.
+REPAIR_HINT = (
+    "`nmmfast store check {path}` lists the damage by sample; "
+    "`nmmfast store repair {path} --out NEW` copies every intact sample to a new store"
+)
 
 
 class StoreError(RuntimeError, UserError):
     """A pose store on disk is missing, corrupt, or locked by another writer."""
+
+
+def sample_crc32(raw: np.ndarray) -> int:
+    """Checksum of one sample's frames as stored (float32, C order): recorded at write time and
+    verified by `nmmfast store check`."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(raw, dtype=np.float32)).cast("B"))
+
+
+@dataclass(frozen=True)
+class IndexLine:
+    """One line of `index.jsonl`. `records` is None where the line fails its checksum or is not
+    an index line; `terminated` is False only for a last line without its newline."""
+
+    number: int
+    raw: bytes
+    terminated: bool
+    records: list[dict[str, Any]] | None
+
+
+def _parse_line(line: bytes) -> list[dict[str, Any]] | None:
+    crc_hex, _, payload = line.partition(b" ")
+    try:
+        if len(crc_hex) != 8 or int(crc_hex, 16) != zlib.crc32(payload):
+            return None
+        batch = json.loads(payload)["records"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(batch, list) or not all(
+        isinstance(rec, dict) and {"id", "offset", "frames"} <= rec.keys() for rec in batch
+    ):
+        return None
+    return batch
+
+
+def read_index(index_path: Path) -> list[IndexLine]:
+    """Every line of an index file, parsed and checked but not interpreted."""
+    lines = index_path.read_bytes().split(b"\n")
+    parsed = [
+        IndexLine(number, line, True, _parse_line(line))
+        for number, line in enumerate(lines[:-1], start=1)
+    ]
+    if lines[-1]:
+        parsed.append(IndexLine(len(lines), lines[-1], False, _parse_line(lines[-1])))
+    return parsed
 
 
 def _json_value(value: Any, where: str) -> Any:
@@ -85,6 +135,7 @@ class PoseStore:
         self._index_bytes = 0  # committed length of index.jsonl
         self._map: np.ndarray | None = None
         self._lock_file: Any = None
+        self._unterminated = False
         self.refresh()
 
     # -- creation, lifetime ----------------------------------------------------------------------
@@ -141,63 +192,60 @@ class PoseStore:
     def refresh(self) -> None:
         """Re-read the index (to see samples another process has committed since)."""
         index_path = self.path / _INDEX
-        records: dict[str, dict[str, Any]] = {}
-        frames = 0
-        good_bytes = 0
         data_path = self.path / _DATA
         have = data_path.stat().st_size if data_path.exists() else 0
+        hint = REPAIR_HINT.format(path=self.path)
         if not index_path.exists() and have:
             raise StoreError(
                 f"{index_path}: missing beside {have // _FRAME_BYTES} frames in {data_path}; "
                 f"the store's index was lost (nothing was changed)"
             )
-        data = index_path.read_bytes() if index_path.exists() else b""
-        lines = data.split(b"\n")
-        # The last element is b"" when the file ends with a newline; anything else there is a
-        # line whose write was interrupted: it was never committed. A line that ends with a
-        # newline was committed whole, so a bad checksum there is corruption, never a torn write.
-        for number, line in enumerate(lines[:-1], start=1):
-            batch = self._parse_line(line, index_path, number)
+        lines = read_index(index_path) if index_path.exists() else []
+        records: dict[str, dict[str, Any]] = {}
+        frames = 0
+        good_bytes = 0
+        self._unterminated = False
+        for line in lines:
+            batch = line.records
+            if not line.terminated and batch is None:
+                # The one kind of damage a writer leaves: a final line cut short before its
+                # newline was never committed. But a whole line whose newline byte was changed
+                # was committed, and dropping it would drop its samples.
+                if _parse_line(line.raw[:-1]) is not None:
+                    raise StoreError(
+                        f"{index_path}: line {line.number} lost its end of line; the store was "
+                        f"not changed; {hint}"
+                    )
+                break
             if batch is None:
                 raise StoreError(
-                    f"{index_path}: line {number} of {len(lines) - 1} is corrupt (checksum or "
-                    f"JSON); the store was not changed: restore the index from a copy, or "
-                    f"re-import its samples into a new store"
+                    f"{index_path}: line {line.number} of {len(lines)} is corrupt (checksum or "
+                    f"JSON); the store was not changed; {hint}"
                 )
             for rec in batch:
                 if rec["id"] in records:
                     raise StoreError(
-                        f"{index_path}: line {number}: sample id {rec['id']!r} committed twice"
+                        f"{index_path}: line {line.number}: sample id {rec['id']!r} committed "
+                        f"twice; {hint}"
                     )
                 if rec["offset"] != frames:
                     raise StoreError(
-                        f"{index_path}: line {number}: sample {rec['id']!r} starts "
-                        f"at frame {rec['offset']}, expected {frames}"
+                        f"{index_path}: line {line.number}: sample {rec['id']!r} starts "
+                        f"at frame {rec['offset']}, expected {frames}; {hint}"
                     )
                 frames += rec["frames"]
                 records[rec["id"]] = rec
-            good_bytes += len(line) + 1
+            # A complete line that only lacks its newline (the write stopped right before it)
+            # is committed: its data were synced first. A writer adds the newline.
+            good_bytes += len(line.raw) + line.terminated
+            self._unterminated = not line.terminated
         if have < frames * _FRAME_BYTES:
             raise StoreError(
                 f"{data_path}: holds {have // _FRAME_BYTES} frames but the index "
-                f"commits {frames}; the data file was truncated"
+                f"commits {frames}; the data file was truncated; {hint}"
             )
         self._records, self._frames, self._index_bytes = records, frames, good_bytes
         self._map = None
-
-    @staticmethod
-    def _parse_line(line: bytes, index_path: Path, number: int) -> list[dict[str, Any]] | None:
-        crc_hex, _, payload = line.partition(b" ")
-        try:
-            if int(crc_hex, 16) != zlib.crc32(payload):
-                return None
-            batch = json.loads(payload)["records"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        for rec in batch:
-            if not isinstance(rec, dict) or not {"id", "offset", "frames"} <= rec.keys():
-                raise StoreError(f"{index_path}: line {number}: a record lacks id/offset/frames")
-        return batch
 
     def _mapped(self) -> np.ndarray:
         if self._map is None or self._map.shape[0] < self._frames:
@@ -249,7 +297,7 @@ class PoseStore:
         """Metadata of one sample: id, frames, signer, sentence, fps, width, height, source and
         any extra keys given at write time."""
         rec = self._record(sample_id)
-        meta = {k: v for k, v in rec.items() if k != "offset"}
+        meta = {k: v for k, v in rec.items() if k not in ("offset", "crc32")}
         for key in META_KEYS:
             meta.setdefault(key, None)
         return meta
@@ -396,7 +444,12 @@ class PoseStore:
         if not np.isfinite(arr).all():
             t, j, c = np.argwhere(~np.isfinite(arr))[0]
             raise ValueError(f"{where}: non-finite value at frame {t}, joint {j}, channel {c}")
-        rec: dict[str, Any] = {"id": sample_id, "offset": 0, "frames": int(arr.shape[0])}
+        rec: dict[str, Any] = {
+            "id": sample_id,
+            "offset": 0,
+            "frames": int(arr.shape[0]),
+            "crc32": sample_crc32(arr),
+        }
         for key, value in meta.items():
             if key in _RESERVED:
                 raise ValueError(f"{where}: metadata key {key!r} is reserved")
@@ -438,6 +491,11 @@ class PoseStore:
         self.refresh()  # under the lock: the committed state is final
         with open(self.path / _INDEX, "r+b") as index:
             index.truncate(self._index_bytes)  # a torn final line
+            if self._unterminated:  # a committed last line that lacks only its newline
+                index.seek(self._index_bytes)
+                index.write(b"\n")
+                self._index_bytes += 1
+                self._unterminated = False
         with open(self.path / _DATA, "r+b") as data:
             data.truncate(self._frames * _FRAME_BYTES)  # frames of an uncommitted write
 

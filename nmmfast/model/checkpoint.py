@@ -15,6 +15,7 @@ squeezed) → residual_conv.*, residual.1.* → residual_bn.*; group = body | ha
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -28,7 +29,7 @@ from torch import nn
 from nmmfast.errors import UserError
 from nmmfast.model.text_head import untie_where_state_differs
 
-__all__ = ["load_unisign_checkpoint", "map_unisign_key", "read_checkpoint"]
+__all__ = ["load_unisign_checkpoint", "map_unisign_key", "read_checkpoint", "weights_sha256"]
 
 _GROUP = {"body": "body", "left": "hand", "right": "hand", "face_all": "face"}
 _BLOCK_PARTS = {
@@ -74,6 +75,18 @@ def map_unisign_key(key: str) -> str | None:
                 suffix = rest[len(theirs) :]
                 return f"pose_encoder.{name}.{_GROUP[mode]}.blocks.{index}.{ours}{suffix}"
     return None
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in state-dict order: the bitwise identity of a
+    model's weights, whatever file they came from."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
