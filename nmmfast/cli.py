@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attribute": ("nmmfast.attribution.job", "Integrated Gradients: joint and region shares"),
     "probe": ("nmmfast.probes.cli", "tracking failure, counterfactual regions, signer identity"),
     "extract": ("nmmfast.extract._cli", "videos -> whole-body poses (YOLOX + RTMPose) in a store"),
+    "merge-stores": ("nmmfast.data.merge", "pose stores (e.g. extract's rank shards) into one"),
     "study": (
         "nmmfast.study",
         "decode, score, attribute and probe runs on any partitions, with the report",

@@ -134,6 +134,20 @@ class Layout:
         sizes = ", ".join(f"{p}={len(v)}" for p, v in self.parts.items())
         return f"Layout({self.name!r}, J={self.num_joints}: {sizes})"
 
+    @property
+    def anchored_joints(self) -> np.ndarray:
+        """int64 layout positions whose normalised x and y are 0 on every frame by construction:
+        the root of each part normalised relative to it (Uni-Sign's hand roots and face anchor).
+        Their attribution comes from the confidence channel alone."""
+        return np.array(
+            sorted(
+                int(self.parts[part][root.root])
+                for part, root in self.part_roots.items()
+                if root.root is not None
+            ),
+            dtype=np.int64,
+        )
+
     def part_coco_indices(self, part: str) -> np.ndarray:
         """COCO indices of one part, in part-local order."""
         return self.coco_indices[self.parts[part]]

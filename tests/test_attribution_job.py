@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from nmmfast.attribution.job import load_samples, run_attribution
+from nmmfast.attribution.job import load_samples, run_attribution, summarize
 from nmmfast.attribution.shares import (
     attribution_shares,
+    bootstrap_region_intervals,
     completeness_stats,
     format_share_table,
     frame_region_curves,
+    share_difference,
     share_table,
     token_region_shares,
 )
@@ -159,6 +161,7 @@ def test_shares_pool_over_samples_and_name_joints_by_coco_index() -> None:
     table = share_table(shares, top=2, study_labels=True)
     body = [r for r in table if r["region"] == "body"]
     assert body[0] == {"region": "body", "rank": 0, "joint": "", "share": 50.0}
+    assert body[1]["anchored"] is False
     assert body[1]["joint"] == "10:right_wrist" and body[1]["study_label"] == "8:right_elbow"
     text = format_share_table({"control/slt": table})
     assert "10:right_wrist" in text and "(total)" in text
@@ -179,3 +182,90 @@ def test_frame_curves_tokens_and_completeness() -> None:
     assert stats["samples"] == 2
     assert stats["median"] == pytest.approx((0.01 + 0.1) / 2)
     assert stats["max"] == pytest.approx(0.1)
+
+
+# ---- settings of the reference study and beyond: stop-gradients, baselines, channels ----------
+
+
+def test_stop_gradients_keep_attributes_the_model_as_it_is(model, corpus, tmp_path) -> None:
+    lifted = run_attribution(model, corpus, "control", tmp_path / "lift", **OPTIONS)["summary"]
+    kept = run_attribution(
+        model, corpus, "control", tmp_path / "keep", stop_gradients="keep", **OPTIONS
+    )["summary"]
+    assert lifted["job"]["stop_gradients"] == "lift" and kept["job"]["stop_gradients"] == "keep"
+    assert "stop_gradients:keep" in kept["signature"]
+    assert "note" in kept["completeness"] and "note" not in lifted["completeness"]
+    a, b = _numbers(tmp_path / "lift"), _numbers(tmp_path / "keep")
+    # the body context no longer carries gradient into the hands and face: shares move
+    assert any(not np.allclose(a[i][0], b[i][0], rtol=1e-4) for i in a)
+    with pytest.raises(ValueError, match="stop_gradients must be one of"):
+        run_attribution(model, corpus, "control", tmp_path / "x", stop_gradients="no", **OPTIONS)
+
+
+def test_baselines_and_the_channel_split(model, corpus, tmp_path) -> None:
+    from nmmfast.skeleton import get_layout
+
+    layout = get_layout(model.config.layout)
+    anchored = layout.anchored_joints
+    zero = run_attribution(model, corpus, "control", tmp_path / "zero", **OPTIONS)["summary"]
+    for sample in load_samples(tmp_path / "zero"):
+        # hand roots and face anchor: x = y = 0 on input and baseline, so no coords attribution
+        assert np.all(sample["joint_abs_coords"][anchored] == 0)
+        assert np.all(sample["joint_abs"][anchored] > 0)  # ... but the score channel draws some
+    total = {
+        r: zero["region_coords"][r] + zero["region_confidence"][r] for r in zero["region_shares"]
+    }
+    assert total == pytest.approx(zero["region_shares"])
+    assert zero["anchored_joints"] == [layout.names[j] for j in anchored]
+    keep = run_attribution(
+        model, corpus, "control", tmp_path / "kc", baseline="keep-confidence", **OPTIONS
+    )["summary"]
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in keep["region_confidence"].values())
+    mean = run_attribution(
+        model, corpus, "control", tmp_path / "mean", baseline="mean-pose", **OPTIONS
+    )["summary"]
+    assert len(mean["job"]["baseline_sha256"]) == 64 and "baseline:mean-pose" in mean["signature"]
+    for sample in load_samples(tmp_path / "mean"):
+        gap = float(sample["f_input"]) - float(sample["f_baseline"])
+        assert float(sample["total"]) == pytest.approx(gap, abs=0.5 * abs(gap) + 1e-3)
+    # the headline over x, y only: anchored joints drop to 0 and regions renormalise
+    coords = summarize(tmp_path / "zero", channels="coords")
+    assert coords["channels"] == "coords" and "channels:coords" in coords["signature"]
+    assert sum(coords["region_shares"].values()) == pytest.approx(100.0)
+    face = [r for r in coords["table"] if r["region"] == "face" and r["rank"] == 1][0]
+    assert not face["anchored"]
+    table = (tmp_path / "zero" / "table.md").read_text()
+    assert "study label" in table and "coords %" in table and "channels:coords" in table
+    header = (tmp_path / "zero" / "table.csv").read_text().splitlines()[0]
+    assert "control/slt study label" in header and header.endswith("control/slt signature")
+
+
+def test_bootstrap_intervals_cover_a_known_share() -> None:
+    """Clips whose face fraction is Beta(3, 7) and total Gamma-distributed, independent: the
+    pooled face share's expectation is 30 %. The 95 % intervals over 40 clips cover it in about
+    95 of 100 independent corpora."""
+    rng = np.random.default_rng(1)
+    covered, trials = 0, 300
+    for trial in range(trials):
+        total = rng.gamma(2.0, 1.0, size=40)
+        face = rng.beta(3.0, 7.0, size=40)
+        region_abs = np.stack([total * face, total * (1 - face)], axis=1)
+        (low, high), _ = bootstrap_region_intervals(region_abs, n_resamples=400, seed=trial)
+        covered += low <= 30.0 <= high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_share_difference_interval_and_permutation_test() -> None:
+    rng = np.random.default_rng(2)
+
+    def clips(fraction: float, n: int = 40) -> np.ndarray:
+        total = rng.gamma(2.0, 1.0, size=n)
+        face = rng.beta(20 * fraction, 20 * (1 - fraction), size=n)
+        return np.stack([total * face, total * (1 - face)], axis=1)
+
+    apart = share_difference(clips(0.5), clips(0.3), 0, seed=0)
+    assert apart["low"] > 0 and apart["p_value"] < 0.01
+    assert apart["low"] <= 20.0 <= apart["high"] + 5.0
+    same = [share_difference(clips(0.4), clips(0.4), 0, seed=s)["p_value"] for s in range(20)]
+    assert sum(p < 0.05 for p in same) <= 3  # about 1 in 20 by chance
+    assert np.isnan(share_difference(clips(0.4, 1), clips(0.4), 0)["p_value"])

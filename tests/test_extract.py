@@ -419,7 +419,7 @@ def test_runner_workers_and_shards_match_single_process(tmp_path, assets) -> Non
         [videos], tmp_path / "two", assets["det"], assets["pose"], progress=False, workers=2
     )
     assert sorted(single.done) == sorted(multi.done) == ["s_0", "s_1", "s_2"]
-    for rank in range(2):  # two "machines" sharing one store
+    for rank in range(2):  # two "machines", one shard each; the last to finish merges them
         extract_to_store(
             [videos],
             tmp_path / "ranks",
@@ -435,6 +435,7 @@ def test_runner_workers_and_shards_match_single_process(tmp_path, assets) -> Non
         PoseStore(tmp_path / "ranks"),
     )
     assert sorted(ranks.ids()) == ["s_0", "s_1", "s_2"]
+    assert PoseStore(tmp_path / "ranks.shards" / "rank-00001-of-00002").ids() == ["s_1"]
     for sample in one.ids():
         np.testing.assert_array_equal(one[sample], two[sample])
         np.testing.assert_array_equal(one[sample], ranks[sample])

@@ -21,13 +21,23 @@ import numpy as np
 import torch
 
 from nmmfast._io import atomic_write_text, write_json_atomic
+from nmmfast.attribution.baselines import (
+    BASELINES,
+    baselines_for,
+    mean_pose,
+    mean_pose_sha256,
+)
 from nmmfast.attribution.quadrature import METHODS, quadrature
 from nmmfast.attribution.sequence import SequenceAttributor
 from nmmfast.attribution.shares import (
+    CHANNELS,
+    SHARE_RULE,
     attribution_shares,
+    bootstrap_region_intervals,
     completeness_stats,
     format_share_table,
     frame_region_curves,
+    share_signature,
     share_table,
     token_region_shares,
 )
@@ -49,7 +59,16 @@ JOB_FILE = "job.json"
 SAMPLES_DIR = "samples"
 SUMMARY_FILE = "summary.json"
 # settings that may change between a run and its resumption without changing any number
-_VOLATILE = ("rank", "world_size", "device", "batch_rows", "samples_per_call", "limit")
+_VOLATILE = (
+    "rank",
+    "world_size",
+    "device",
+    "batch_rows",
+    "samples_per_call",
+    "limit",
+    "channels",  # only what the summary's headline counts: `--summarize-only` may change it
+)
+STOP_GRADIENTS = ("lift", "keep")
 
 
 def _sample_file(out: Path, sample_id: str) -> Path:
@@ -143,6 +162,9 @@ def run_attribution(
     top: int = 10,
     progress: bool = False,
     skip_bad: bool = False,
+    stop_gradients: str = "lift",
+    baseline: str = "zero",
+    channels: str = "all",
     extra_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Attribute every sample of `split` of `partition` with `model`; write results under `out`.
@@ -153,8 +175,13 @@ def run_attribution(
     many new samples (the rest is done on the next call). `skip_bad` leaves out samples with
     non-finite poses (listed in the done file) instead of stopping. job.json records the
     settings with the sha256 of the weights and of the samples read; a resumed job must match
-    them all, or it is refused with the difference named. Returns {"computed", "skipped_existing",
-    "shard", "summary" (None until every rank is done)}.
+    them all, or it is refused with the difference named. `stop_gradients`: "lift" (default:
+    the model's `.detach()` on body-context paths removed for the pass, forward unchanged, so
+    completeness holds) or "keep" (the model as it is, as the reference study attributed it;
+    the detached paths then make Σ attr ≠ ΔF). `baseline`: one of `baselines.BASELINES`.
+    `channels`: what the summary's headline shares count ("all" or "coords").
+    Returns {"computed", "skipped_existing", "shard", "left_out", "summary" (None until every
+    rank is done)}.
     """
     from nmmfast.data.dataset import Corpus, PoseDataset
 
@@ -169,6 +196,12 @@ def run_attribution(
         raise ValueError(f"tolerance must be > 0, got {tolerance}")
     if max_steps < n_steps:
         raise ValueError(f"max_steps ({max_steps}) must be >= n_steps ({n_steps})")
+    if stop_gradients not in STOP_GRADIENTS:
+        raise ValueError(f"stop_gradients must be one of {STOP_GRADIENTS}, got {stop_gradients!r}")
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {CHANNELS}, got {channels!r}")
     rank, world_size = _rank_and_world(rank, world_size)
     out = Path(out)
     data = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
@@ -198,8 +231,9 @@ def run_attribution(
         "batch_rows": batch_rows,
         "samples_per_call": samples_per_call,
         "limit": limit,
-        "stop_gradient_lifted": True,
-        "baseline": "zero pose",
+        "stop_gradients": stop_gradients,
+        "baseline": baseline,
+        "channels": channels,
         "skip_bad": skip_bad,
         "weights_sha256": weights_sha256(model),
         "samples_sha256": data.samples_sha256(ids, task),
@@ -213,6 +247,18 @@ def run_attribution(
         max_frames=max_frames,
         skip_bad=skip_bad,
     )
+    mean = None
+    if baseline == "mean-pose":
+        train_set = PoseDataset(
+            data,
+            data.partition(partition)["train"],
+            task,
+            layout=layout,
+            max_frames=max_frames,
+            skip_bad=skip_bad,
+        )
+        mean = mean_pose(train_set)
+        settings["baseline_sha256"] = mean_pose_sha256(mean)
     (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     _check_job(out, settings)
     pending = [
@@ -224,7 +270,7 @@ def run_attribution(
     if limit is not None:
         pending = pending[: max(0, int(limit))]
     pending.sort(key=lambda k: -dataset.lengths[k])  # similar lengths share engine calls
-    attributor = SequenceAttributor(model)
+    attributor = SequenceAttributor(model, lift_stop_gradient=stop_gradients == "lift")
     on_cpu = attributor.device().type == "cpu"
     if batch_rows is None and len(pending) > samples_per_call and on_cpu:
         # CPUs: the fastest batch is small and model dependent; a few seconds of calibration
@@ -252,6 +298,7 @@ def run_attribution(
         res = attributor.attribute(
             poses,
             targets,
+            baselines_for(baseline, poses, mean),
             n_steps=n_steps,
             method=method,
             per_token=per_token,
@@ -321,6 +368,7 @@ def _sample_arrays(
     joint_signed = attr.sum(dim=(0, 2))
     arrays.update(
         joint_abs=joint_abs.double().numpy(),
+        joint_abs_coords=attr[..., :2].abs().sum(dim=(0, 2)).double().numpy(),
         joint_signed=joint_signed.double().numpy(),
         region_abs=(joint_abs @ one_hot).double().numpy(),
         region_signed=(joint_signed @ one_hot).double().numpy(),
@@ -358,19 +406,41 @@ def load_samples(out: str | os.PathLike) -> list[dict[str, Any]]:
     return samples
 
 
-def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[str, Any]:
+def summarize(
+    out: str | os.PathLike,
+    top: int = 10,
+    n_bins: int = 20,
+    *,
+    channels: str | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Merge a job's sample files into shares, tables, curves and completeness statistics.
 
+    channels: what the headline shares count ("all", "coords"; default the job's). The shares
+    carry 95 % bootstrap intervals over clips (`n_resamples`, `seed`), the per-clip-mean
+    alternative rule and a signature of every setting that moved them.
     Writes summary.json, shares_joint.csv, table.md, table.csv, frame_curves.csv (and
     token_shares.json for per-token jobs) under `out`; returns the summary dict.
     """
     out = Path(out)
-    settings = json.loads((out / JOB_FILE).read_text(encoding="utf-8"))
+    try:
+        settings = json.loads((out / JOB_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{out / JOB_FILE}: not found (not an attribution job directory)") from None
+    except ValueError as error:
+        raise UserError(f"{out / JOB_FILE}: unreadable job file ({error})") from None
+    channels = channels or settings.get("channels", "all")
     samples = load_samples(out)
     if not samples:
         raise ValueError(f"{out}: no sample results to summarize")
     layout = _layout(settings["layout"])
-    shares = attribution_shares(np.stack([s["joint_abs"] for s in samples]), layout)
+    joint_abs = np.stack([s["joint_abs"] for s in samples])
+    coords = np.stack([s["joint_abs_coords"] for s in samples])
+    shares = attribution_shares(joint_abs, layout, coords=coords, channels=channels)
+    headline = coords if channels == "coords" else joint_abs
+    one_hot = np.eye(len(layout.regions))[np.asarray(layout.region_of_joint)]
+    intervals = bootstrap_region_intervals(headline @ one_hot, n_resamples=n_resamples, seed=seed)
     table = share_table(shares, top=top, study_labels=True)
     curves = frame_region_curves([s["frame_region_abs"] for s in samples], n_bins=n_bins)
     stats = completeness_stats(
@@ -378,11 +448,31 @@ def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[s
         [float(s["f_input"]) for s in samples],
         [float(s["f_baseline"]) for s in samples],
     )
+    if settings.get("stop_gradients") == "keep":
+        stats["note"] = (
+            "stop-gradients kept: the model's detached body-context paths carry no gradient, "
+            "so the attributions need not sum to F(x) - F(baseline)"
+        )
     key = f"{settings['partition']}/{settings['task']}"
+    signature = share_signature(settings, channels)
+    names = shares.region_names
     summary: dict[str, Any] = {
         "job": {k: v for k, v in settings.items() if k not in _VOLATILE},
+        "signature": signature,
+        "share_rule": SHARE_RULE,
+        "channels": channels,
         "samples": len(samples),
-        "region_shares": dict(zip(shares.region_names, map(float, shares.region), strict=True)),
+        "region_shares": dict(zip(names, map(float, shares.region), strict=True)),
+        "region_intervals": {
+            name: [float(lo), float(hi)] for name, (lo, hi) in zip(names, intervals, strict=True)
+        },
+        "interval": {"level": 0.95, "resamples": n_resamples, "seed": seed, "unit": "clip"},
+        "region_shares_clip_mean": dict(
+            zip(names, map(float, shares.region_clip_mean), strict=True)
+        ),
+        "region_coords": dict(zip(names, map(float, shares.region_coords), strict=True)),
+        "region_confidence": dict(zip(names, map(float, shares.region_confidence), strict=True)),
+        "anchored_joints": [layout.names[j] for j in layout.anchored_joints],
         "completeness": stats,
         "converged": int(sum(bool(s["converged"]) for s in samples)),
         "table": table,
@@ -397,15 +487,16 @@ def summarize(out: str | os.PathLike, top: int = 10, n_bins: int = 20) -> dict[s
         }
         write_json_atomic(out / "token_shares.json", token_doc)
         summary["token_shares"] = "token_shares.json"
-    lines = ["joint,region,share"] + [
-        f"{name},{shares.region_names[r]},{value:.6f}"
-        for name, r, value in zip(
-            shares.joint_names, shares.region_of_joint, shares.joint, strict=True
-        )
+    anchored = set(layout.anchored_joints.tolist())
+    lines = ["joint,region,share,coords,confidence,anchored,signature"] + [
+        f"{name},{shares.region_names[r]},{shares.joint[j]:.6f},{shares.joint_coords[j]:.6f},"
+        f"{shares.joint_confidence[j]:.6f},{int(j in anchored)},{signature}"
+        for j, (name, r) in enumerate(zip(shares.joint_names, shares.region_of_joint, strict=True))
     ]
     atomic_write_text(out / "shares_joint.csv", "\n".join(lines) + "\n")
-    atomic_write_text(out / "table.md", format_share_table({key: table}, "markdown"))
-    atomic_write_text(out / "table.csv", format_share_table({key: table}, "csv"))
+    signatures = {key: signature}
+    atomic_write_text(out / "table.md", format_share_table({key: table}, "markdown", signatures))
+    atomic_write_text(out / "table.csv", format_share_table({key: table}, "csv", signatures))
     curve_lines = ["bin," + ",".join(shares.region_names)] + [
         f"{b}," + ",".join(f"{v:.4f}" for v in row) for b, row in enumerate(curves)
     ]
@@ -498,6 +589,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only merge the finished sample files of --out",
     )
+    parser.add_argument(
+        "--stop-gradients",
+        default="lift",
+        choices=STOP_GRADIENTS,
+        help="lift (default): remove the model's stop-gradients on body-context paths for the "
+        "pass, so completeness holds; keep: attribute the model as it is, as the reference "
+        "study did",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="zero",
+        choices=BASELINES,
+        help="zero (default, the reference study's); mean-pose: the training split's mean "
+        "pose with the clip's confidences; keep-confidence: zero coordinates, the clip's "
+        "confidences",
+    )
+    parser.add_argument(
+        "--channels",
+        choices=CHANNELS,
+        help="what the headline shares count: all (default) or coords (x, y only); the "
+        "coords/confidence split is always shown",
+    )
     add_skip_bad_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -505,7 +618,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     if args.summarize_only:
-        summary = summarize(args.out, top=args.top)
+        summary = summarize(args.out, top=args.top, channels=args.channels)
         print(Path(args.out, "table.md").read_text(encoding="utf-8"), end="")
         print(f"completeness: {summary['completeness']}", file=sys.stderr)
         return 0
@@ -536,6 +649,9 @@ def run_cli(args: argparse.Namespace) -> int:
         top=args.top,
         progress=not args.no_progress,
         skip_bad=args.skip_bad,
+        stop_gradients=args.stop_gradients,
+        baseline=args.baseline,
+        channels=args.channels or "all",
     )
     left_out = skipped_bad_line(result["left_out"])
     if left_out:

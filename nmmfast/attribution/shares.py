@@ -1,7 +1,21 @@
 """The study's attribution numbers: global shares per joint and per region, the share tables,
-per-frame region curves, per-token region shares and completeness statistics.
+per-frame region curves, per-token region shares, completeness statistics, and the uncertainty
+of shares (bootstrap intervals over clips, permutation tests between partitions).
 
 Each number comes from exactly one function here; reports and the CLI only format them.
+
+**The share rule is our reading.** The reference study reports a "global attribution share" per
+joint and region without saying how clips are combined. `attribution_shares` pools Σ|attribution|
+over clips, frames and channels, then normalises (`SHARE_RULE`): long or strongly attributed
+clips weigh more. The alternative, the mean over clips of each clip's own shares, is computed
+beside it (`Shares.region_clip_mean`).
+
+**Channels.** Input channel 2 is the detector's confidence. The zero-pose baseline zeroes it, so
+a joint's share includes "the joint was detected at all"; and the joints a part is normalised
+relative to (`Layout.anchored_joints`: hand roots, face anchor) have x = y = 0 on every frame, so
+their whole share is confidence. Every share is therefore also split into `coords` (x, y) and
+`confidence` (score) parts of the all-channel total, and `channels="coords"` makes the headline
+shares the x, y attribution alone, renormalised.
 """
 
 from __future__ import annotations
@@ -14,14 +28,29 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CHANNELS",
+    "SHARE_RULE",
     "Shares",
     "attribution_shares",
+    "bootstrap_region_intervals",
+    "pooled_region_shares",
+    "share_difference",
+    "share_signature",
     "completeness_stats",
     "format_share_table",
     "frame_region_curves",
     "share_table",
     "token_region_shares",
 ]
+
+
+# What the headline shares count: every input channel, or x and y only.
+CHANNELS = ("all", "coords")
+SHARE_RULE = (
+    "pooled: sum of |attribution| over clips, frames and channels, then normalised to 100 % "
+    "(our reading of the reference study's 'global attribution share'; the mean of per-clip "
+    "shares is given beside it)"
+)
 
 
 def _as_array(values: Any, name: str, ndim: int) -> np.ndarray:
@@ -40,11 +69,16 @@ def _percent(pooled: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Shares:
-    """Global attribution shares (%): pooled Σ|attribution| over samples, frames and channels.
+    """Global attribution shares (%) under `SHARE_RULE`.
 
-    joint: [J] % per joint (sums to 100); region: [R] % per region (sums to 100);
-    joint_names: [J] table labels; region_names: [R]; region_of_joint: [J];
-    samples: how many samples were pooled.
+    joint: [J] % per joint (sums to 100); region: [R] % per region (sums to 100), both of the
+    channels named by `channels` ("all" or "coords"); joint_names: [J] table labels;
+    region_names: [R]; region_of_joint: [J]; samples: how many clips were pooled.
+    joint_coords, joint_confidence ([J]) and region_coords, region_confidence ([R]): the
+    all-channel shares split into their x, y part and their score part (each pair sums to the
+    all-channel share; None where the split was not recorded). region_clip_mean: [R] the
+    alternative rule, the mean over clips of each clip's own region shares (same channels).
+    anchored: [J] bool, joints whose x and y are constant by construction.
     """
 
     joint: np.ndarray
@@ -53,28 +87,63 @@ class Shares:
     region_names: tuple[str, ...]
     region_of_joint: np.ndarray
     samples: int
+    channels: str = "all"
+    joint_coords: np.ndarray | None = None
+    joint_confidence: np.ndarray | None = None
+    region_coords: np.ndarray | None = None
+    region_confidence: np.ndarray | None = None
+    region_clip_mean: np.ndarray | None = None
+    anchored: np.ndarray | None = None
 
     def region_share(self, name: str) -> float:
         return float(self.region[self.region_names.index(name)])
 
+    def _named(self, values: np.ndarray | None, names: Sequence[str]) -> dict[str, float] | None:
+        if values is None:
+            return None
+        return {n: float(v) for n, v in zip(names, values, strict=True)}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "samples": self.samples,
-            "region": {n: float(v) for n, v in zip(self.region_names, self.region, strict=True)},
-            "joint": {n: float(v) for n, v in zip(self.joint_names, self.joint, strict=True)},
+            "channels": self.channels,
+            "rule": SHARE_RULE,
+            "region": self._named(self.region, self.region_names),
+            "region_coords": self._named(self.region_coords, self.region_names),
+            "region_confidence": self._named(self.region_confidence, self.region_names),
+            "region_clip_mean": self._named(self.region_clip_mean, self.region_names),
+            "joint": self._named(self.joint, self.joint_names),
+            "joint_coords": self._named(self.joint_coords, self.joint_names),
+            "joint_confidence": self._named(self.joint_confidence, self.joint_names),
+            "anchored_joints": [
+                n for n, a in zip(self.joint_names, self._anchored(), strict=True) if a
+            ],
         }
 
+    def _anchored(self) -> np.ndarray:
+        if self.anchored is None:
+            return np.zeros(len(self.joint_names), dtype=bool)
+        return self.anchored
 
-def attribution_shares(joint_abs: Any, layout: Any) -> Shares:
-    """Global shares from per-sample per-joint Σ|attribution|.
 
-    joint_abs: [N, J] (e.g. `IGResult.joint.abs`, or stacked from a job's sample files);
-    layout: a `nmmfast.skeleton` layout name or object (joint names and regions).
-    Pooling sums |attribution| over all samples before normalising, so long or strongly
-    attributed samples weigh more: the reference study's definition.
+def pooled_region_shares(region_abs: Any) -> np.ndarray:
+    """[R] % of clips' pooled Σ|attribution| per region, from per-clip [N, R] (`SHARE_RULE`)."""
+    return _percent(_as_array(region_abs, "region_abs", 2).sum(0))
+
+
+def attribution_shares(
+    joint_abs: Any, layout: Any, *, coords: Any = None, channels: str = "all"
+) -> Shares:
+    """Global shares from per-clip per-joint Σ|attribution| (`SHARE_RULE`).
+
+    joint_abs: [N, J] over all channels (e.g. `IGResult.joint.abs`, or stacked from a job's
+    sample files); coords: [N, J] the x, y part of it (None: no channel split, and
+    `channels` must be "all"); layout: a `nmmfast.skeleton` layout name or object.
     """
     from nmmfast.skeleton import get_layout
 
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {CHANNELS}, got {channels!r}")
     layout = get_layout(layout)
     values = _as_array(joint_abs, "joint_abs", 2)
     if values.shape[1] != layout.num_joints:
@@ -82,26 +151,156 @@ def attribution_shares(joint_abs: Any, layout: Any) -> Shares:
             f"joint_abs has J={values.shape[1]} joints but layout {layout.name!r} has "
             f"{layout.num_joints}"
         )
-    pooled = values.sum(0)
     region_of_joint = np.asarray(layout.region_of_joint, dtype=np.int64)
-    regions = np.bincount(region_of_joint, weights=pooled, minlength=len(layout.regions))
+    n_regions = len(layout.regions)
+    one_hot = np.eye(n_regions)[region_of_joint]  # [J, R]
+    split: dict[str, np.ndarray | None] = dict.fromkeys(
+        ("joint_coords", "joint_confidence", "region_coords", "region_confidence")
+    )
+    headline = values
+    if coords is not None:
+        xy = _as_array(coords, "coords", 2)
+        if xy.shape != values.shape:
+            raise ValueError(f"coords has shape {xy.shape}, joint_abs {values.shape}")
+        total = values.sum()
+        scale = 100.0 / total if total > 0 else 0.0
+        split["joint_coords"] = xy.sum(0) * scale
+        split["joint_confidence"] = (values - xy).sum(0) * scale
+        split["region_coords"] = split["joint_coords"] @ one_hot
+        split["region_confidence"] = split["joint_confidence"] @ one_hot
+        if channels == "coords":
+            headline = xy
+    elif channels != "all":
+        raise ValueError("channels='coords' needs the x, y part of the attribution (coords=)")
+    per_clip = headline @ one_hot  # [N, R]
+    clip_totals = per_clip.sum(1, keepdims=True)
+    clip_shares = np.divide(
+        100.0 * per_clip, clip_totals, out=np.zeros_like(per_clip), where=clip_totals > 0
+    )
+    anchored = np.zeros(layout.num_joints, dtype=bool)
+    anchored[layout.anchored_joints] = True
     return Shares(
-        joint=_percent(pooled),
-        region=_percent(regions),
+        joint=_percent(headline.sum(0)),
+        region=pooled_region_shares(per_clip),
         joint_names=tuple(layout.names),
         region_names=tuple(layout.regions),
         region_of_joint=region_of_joint,
         samples=int(values.shape[0]),
+        channels=channels,
+        region_clip_mean=clip_shares.mean(0) if len(clip_shares) else None,
+        anchored=anchored,
+        **split,
     )
+
+
+def _resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[B, n] how often each clip is drawn in each bootstrap resample."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.float64)
+
+
+def bootstrap_region_intervals(
+    region_abs: Any, *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> np.ndarray:
+    """[R, 2] percentile bootstrap intervals of the pooled region shares (%), resampling clips.
+
+    region_abs: per clip [N, R] Σ|attribution| per region (the channels the shares count).
+    Clips are the unit: frames of one clip are not independent. Seeded, so a report is stable.
+    """
+    values = _as_array(region_abs, "region_abs", 2)
+    if values.shape[0] < 2:
+        return np.full((values.shape[1], 2), np.nan)
+    rng = np.random.default_rng(seed)
+    pooled = _resample_counts(values.shape[0], n_resamples, rng) @ values  # [B, R]
+    totals = pooled.sum(1, keepdims=True)
+    shares = np.divide(100.0 * pooled, totals, out=np.zeros_like(pooled), where=totals > 0)
+    tail = 100.0 * (1.0 - level) / 2.0
+    return np.percentile(shares, [tail, 100.0 - tail], axis=0).T
+
+
+def share_difference(
+    region_abs_a: Any,
+    region_abs_b: Any,
+    region: int,
+    *,
+    n_resamples: int = 1000,
+    n_permutations: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Pooled share of `region` in clips A minus in clips B (percentage points), e.g. the face
+    share of the signer-independent model minus the control model's.
+
+    Returns {"difference", "low", "high" (bootstrap interval, clips of each side resampled on
+    their own), "p_value" (two-sided permutation test: clips shuffled between A and B)}.
+    """
+    a = _as_array(region_abs_a, "region_abs_a", 2)
+    b = _as_array(region_abs_b, "region_abs_b", 2)
+
+    def share(values: np.ndarray) -> np.ndarray:  # [..., R] pooled -> share of `region`
+        totals = values.sum(-1)
+        return np.divide(
+            100.0 * values[..., region], totals, out=np.zeros_like(totals), where=totals > 0
+        )
+
+    observed = float(share(a.sum(0)) - share(b.sum(0)))
+    rng = np.random.default_rng(seed)
+    if len(a) < 2 or len(b) < 2:
+        return {"difference": observed, "low": math.nan, "high": math.nan, "p_value": math.nan}
+    boot = share(_resample_counts(len(a), n_resamples, rng) @ a) - share(
+        _resample_counts(len(b), n_resamples, rng) @ b
+    )
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(boot, [tail, 100.0 - tail])
+    both = np.concatenate([a, b])
+    labels = np.zeros(len(both), dtype=bool)
+    labels[: len(a)] = True
+    permuted = np.stack([rng.permutation(labels) for _ in range(n_permutations)])  # [P, N]
+    pooled_a = permuted.astype(np.float64) @ both
+    pooled_b = (~permuted).astype(np.float64) @ both
+    null = share(pooled_a) - share(pooled_b)
+    extreme = int((np.abs(null) >= abs(observed) - 1e-12).sum())
+    return {
+        "difference": observed,
+        "low": float(low),
+        "high": float(high),
+        "p_value": (extreme + 1) / (n_permutations + 1),
+    }
+
+
+def share_signature(settings: Mapping[str, Any], channels: str) -> str:
+    """What moved a job's shares, as one line like the metrics' signatures: method, steps or
+    tolerance, baseline, stop-gradients, channels, target, layout, weights' hash, version."""
+    from nmmfast import __version__
+
+    steps = (
+        f"tol:{settings['tolerance']}+max:{settings.get('max_steps')}"
+        if settings.get("tolerance") is not None
+        else str(settings.get("n_steps"))
+    )
+    fields = [
+        ("method", settings.get("method")),
+        ("steps", steps),
+        ("baseline", settings.get("baseline")),
+        ("stop_gradients", settings.get("stop_gradients")),
+        ("channels", channels),
+        ("target", settings.get("target")),
+        ("layout", settings.get("layout")),
+        ("weights", str(settings.get("weights_sha256") or "?")[:12]),
+        ("rule", "pooled"),
+        ("nmmfast", __version__),
+    ]
+    return "|".join(f"{key}:{value}" for key, value in fields)
 
 
 def share_table(shares: Shares, top: int = 10, *, study_labels: bool = False) -> list[dict]:
     """The reference study's Tables 3–5 layout: per region, its total share and its `top` joints.
 
     Rows: {"region", "rank" (0 for the region total), "joint" (label, "" for the total),
-    "share" (%)}, regions in `shares.region_names` order, joints by decreasing share. With
-    `study_labels`, each joint row also carries "study_label": how the reference study's
-    tables printed that joint (its labels are wrong for body and face joints).
+    "share" (%), and where the channel split was recorded "coords" and "confidence" (% of the
+    all-channel total)}, regions in `shares.region_names` order, joints by decreasing share.
+    Joint rows carry "anchored" (x, y constant by construction). With `study_labels`, each
+    joint row also carries "study_label": how the reference study's tables printed that joint
+    (its labels are wrong for body and face joints).
     """
     study: dict[str, str] = {}
     if study_labels:
@@ -109,9 +308,15 @@ def share_table(shares: Shares, top: int = 10, *, study_labels: bool = False) ->
 
         layout_name = _layout_of(shares)
         study = {true: printed for printed, true in reference_study_labels(layout_name)}
+    split = shares.joint_coords is not None
+    anchored = shares._anchored()
     rows: list[dict] = []
     for r, region in enumerate(shares.region_names):
-        rows.append({"region": region, "rank": 0, "joint": "", "share": float(shares.region[r])})
+        total = {"region": region, "rank": 0, "joint": "", "share": float(shares.region[r])}
+        if split:
+            total["coords"] = float(shares.region_coords[r])
+            total["confidence"] = float(shares.region_confidence[r])
+        rows.append(total)
         members = np.flatnonzero(shares.region_of_joint == r)
         ranked = members[np.argsort(-shares.joint[members], kind="stable")][:top]
         for rank, j in enumerate(ranked, start=1):
@@ -120,7 +325,11 @@ def share_table(shares: Shares, top: int = 10, *, study_labels: bool = False) ->
                 "rank": rank,
                 "joint": shares.joint_names[j],
                 "share": float(shares.joint[j]),
+                "anchored": bool(anchored[j]),
             }
+            if split:
+                row["coords"] = float(shares.joint_coords[j])
+                row["confidence"] = float(shares.joint_confidence[j])
             if study_labels:
                 row["study_label"] = study.get(shares.joint_names[j], "")
             rows.append(row)
@@ -138,9 +347,15 @@ def _layout_of(shares: Shares) -> Any:
 
 
 def format_share_table(
-    tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str = "markdown"
+    tables: Mapping[str, Sequence[Mapping[str, Any]]],
+    fmt: str = "markdown",
+    signatures: Mapping[str, str] | None = None,
 ) -> str:
-    """Side-by-side share tables (one column per key, e.g. "control/slt") as Markdown or CSV.
+    """Side-by-side share tables (one group of columns per key, e.g. "control/slt") as Markdown
+    or CSV: joint, the reference study's label (where the rows carry it), share, and its coords
+    and confidence parts (where recorded). Anchored joints (x, y constant by construction) are
+    marked with "†". `signatures` (key -> signature) follow a Markdown table and fill a
+    "<key> signature" column of a CSV one.
 
     Every table must come from `share_table` with the same `top`; rows are matched by
     (region, rank).
@@ -150,25 +365,58 @@ def format_share_table(
     names = list(tables)
     if not names:
         raise ValueError("format_share_table: no tables given")
+    signatures = dict(signatures or {})
     keys = [(r["region"], r["rank"]) for r in tables[names[0]]]
     lookup = {name: {(r["region"], r["rank"]): r for r in rows} for name, rows in tables.items()}
+    labelled = {n: any("study_label" in r for r in tables[n]) for n in names}
+    split = {n: any("coords" in r for r in tables[n]) for n in names}
+
+    def columns(name: str) -> list[str]:
+        heads = [f"{name} joint"]
+        heads += [f"{name} study label"] if labelled[name] else []
+        heads += [f"{name} %"]
+        heads += [f"{name} coords %", f"{name} confidence %"] if split[name] else []
+        heads += [f"{name} signature"] if fmt == "csv" and name in signatures else []
+        return heads
+
+    def cells(name: str, key: tuple[str, int]) -> list[str]:
+        row = lookup[name].get(key)
+        if row is None:
+            return [""] * len(columns(name))
+        label = "(total)" if key[1] == 0 else row["joint"] + (" †" if row.get("anchored") else "")
+        out = [label]
+        out += [row.get("study_label", "")] if labelled[name] else []
+        out += [f"{row['share']:.2f}"]
+        if split[name]:
+            out += [f"{row['coords']:.2f}", f"{row['confidence']:.2f}"]
+        out += [signatures[name]] if fmt == "csv" and name in signatures else []
+        return out
+
+    heads = ["region", "rank"] + [h for n in names for h in columns(n)]
     lines = []
     if fmt == "markdown":
-        lines.append("| region | rank | " + " | ".join(f"{n} joint | {n} %" for n in names) + " |")
-        lines.append("|---|---|" + "---|---|" * len(names))
+        lines.append("| " + " | ".join(heads) + " |")
+        lines.append("|" + "---|" * len(heads))
     else:
-        lines.append(",".join(["region", "rank"] + [f"{n} joint,{n} share" for n in names]))
+        lines.append(",".join(heads))
     for key in keys:
-        cells = []
-        for name in names:
-            row = lookup[name].get(key)
-            label = "(total)" if key[1] == 0 else (row["joint"] if row else "")
-            cells += [label, f"{row['share']:.2f}" if row else ""]
+        row_cells = [c for n in names for c in cells(n, key)]
         region, rank = key[0], str(key[1]) if key[1] else ""
         if fmt == "markdown":
-            lines.append(f"| {region} | {rank} | " + " | ".join(cells) + " |")
+            lines.append(f"| {region} | {rank} | " + " | ".join(row_cells) + " |")
         else:
-            lines.append(",".join([region, rank] + [c.replace(",", ";") for c in cells]))
+            lines.append(",".join([region, rank] + [c.replace(",", ";") for c in row_cells]))
+    if fmt == "markdown":
+        if any(split.values()):
+            lines += [
+                "",
+                "coords % and confidence %: the all-channel share split into its x, y part and "
+                "its detector-score part. † x and y constant by construction: the share is "
+                "confidence alone.",
+            ]
+        for name in names:
+            if name in signatures:
+                lines += ["", f"{name}: `{signatures[name]}`"]
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="directory holding one *yolox*.onnx and one rtmw/rtmpose/dw ONNX",
     )
     parser.add_argument(
-        "--out", required=True, metavar="STORE", help="pose store (created if absent)"
+        "--out",
+        required=True,
+        metavar="STORE",
+        help="pose store (created if absent); with several ranks each writes its own shard, "
+        "STORE.shards/rank-RRRRR-of-WWWWW, and the last rank to finish merges them into STORE",
     )
     parser.add_argument(
         "--det-every",
@@ -103,4 +107,6 @@ def run_cli(args: argparse.Namespace) -> int:
     print(report.summary())
     for sample_id, reason in report.failed.items():
         print(f"  failed {sample_id}: {reason}")
+    if report.merge_status:
+        print(f"shard {report.store}; {report.merge_status}")
     return 1 if report.failed else 0

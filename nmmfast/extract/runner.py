@@ -1,6 +1,7 @@
 """Extract many videos into a pose store: one atomic write per video (id = file stem), resume by id,
 failures (corrupt, truncated, empty, no person) reported and logged in `<store>/extract_log.jsonl`
-while the run goes on; worker processes over videos, rank sharding over machines (one lock file).
+while the run goes on; worker processes over videos. Ranks (machines) each write a shard store of
+their own, `<out>.shards/rank-RRRRR-of-WWWWW/`, and the last rank to finish merges them into `out`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -17,29 +19,41 @@ from typing import Any
 
 import numpy as np
 
+from nmmfast._io import write_json_atomic
 from nmmfast.data import PoseStore
+from nmmfast.data.merge import MergeReport, merge_stores
+from nmmfast.errors import UserError
 from nmmfast.extract.video import VIDEO_SUFFIXES, VideoError
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - non-POSIX: one writer process only
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["ExtractReport", "LOG_NAME", "discover_videos", "extract_to_store", "shard"]
+__all__ = [
+    "DONE_NAME",
+    "ExtractReport",
+    "LOG_NAME",
+    "discover_videos",
+    "extract_to_store",
+    "shard",
+    "shard_store",
+    "shards_dir",
+]
 
 LOG_NAME = "extract_log.jsonl"
-_LOCK_NAME = ".extract.lock"
+DONE_NAME = "done.json"  # in a rank's shard: the rank went through all of its videos
 
 
 @dataclass
 class ExtractReport:
-    """What a run did: ids written, skipped (already in the store), failed (id -> reason)."""
+    """What a run did: ids written, skipped (already in the store), failed (id -> reason); where
+    it wrote (`store`: the output store, or this rank's shard), and the merge of the rank shards
+    this run did (`merged`) or why it did none (`merge_status`)."""
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
     seconds: float = 0.0
+    store: str = ""
+    merged: MergeReport | None = None
+    merge_status: str = ""
 
     @property
     def frames_per_second(self) -> float:
@@ -86,73 +100,64 @@ def shard(ids: Sequence[str], rank: int, world_size: int) -> list[str]:
     return sorted(ids)[rank::world_size]
 
 
+def shards_dir(out: str | os.PathLike[str]) -> Path:
+    """Where the ranks of an extraction into `out` keep their shards: `<out>.shards/` beside it."""
+    out = Path(out)
+    if not out.name:  # "." names no directory to sit beside
+        out = out.absolute()
+    return out.with_name(out.name + ".shards")
+
+
+def shard_store(out: str | os.PathLike[str], rank: int, world_size: int) -> Path:
+    """The shard store rank `rank` of `world_size` writes: `<out>.shards/rank-RRRRR-of-WWWWW/`."""
+    return shards_dir(out) / f"rank-{rank:05d}-of-{world_size:05d}"
+
+
+def _stored_ids(path: Path) -> set[str]:
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return set()
+    store = PoseStore(path)
+    try:
+        return set(store.ids())
+    finally:
+        store.close()
+
+
+def _failed_ids(log: Path) -> set[str]:
+    """Ids whose last record in an extraction log says failed."""
+    if not log.exists():
+        return set()
+    state: dict[str, str] = {}
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            state[record["id"]] = record["status"]
+        except (ValueError, KeyError):
+            continue  # a torn last line from an interrupted run
+    return {k for k, v in state.items() if v == "failed"}
+
+
 class _Writer:
-    """Appends samples and log lines to a store under a lock file. `shared` (several ranks writing
-    one store): the store is reopened, and so re-indexed, for every write, since it admits one
-    writer at a time; otherwise it stays open for the whole run."""
+    """Appends samples to one store, kept open (and so indexed once) for the whole run, and a
+    line per video to the store's log. Only this process writes there: each rank has its own."""
 
-    def __init__(self, store_path: Path, *, shared: bool = False) -> None:
+    def __init__(self, store_path: Path) -> None:
         self.path = store_path
-        self.shared = shared
-        self._store: PoseStore | None = None
-        for attempt in range(50):  # several ranks may race to create the store
-            try:
-                PoseStore.create(store_path, exist_ok=True).close()
-                break
-            except FileExistsError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
-
-    def _locked(self) -> Any:
-        handle = open(self.path / _LOCK_NAME, "a+b")  # noqa: SIM115 - closed by the caller
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        return handle
+        self._store = PoseStore.create(store_path, exist_ok=True)
 
     def ids(self) -> set[str]:
-        store = PoseStore(self.path)
-        try:
-            return set(store.ids())
-        finally:
-            store.close()
-
-    def failed(self) -> set[str]:
-        log = self.path / LOG_NAME
-        if not log.exists():
-            return set()
-        state: dict[str, str] = {}
-        for line in log.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                state[record["id"]] = record["status"]
-            except (ValueError, KeyError):
-                continue  # a torn last line from an interrupted run
-        return {k for k, v in state.items() if v == "failed"}
+        return set(self._store.ids())
 
     def write(
         self, sample_id: str, raw: np.ndarray | None, meta: dict[str, Any], log: dict[str, Any]
     ) -> None:
-        handle = self._locked()
-        try:
-            if raw is not None:
-                if self._store is None:
-                    self._store = PoseStore(self.path)
-                try:
-                    self._store.append(sample_id, raw, **meta)
-                finally:
-                    if self.shared:
-                        self._store.close()
-                        self._store = None
-            with open(self.path / LOG_NAME, "a") as out:
-                out.write(json.dumps(log, ensure_ascii=False) + "\n")
-        finally:
-            handle.close()
+        if raw is not None:
+            self._store.append(sample_id, raw, **meta)
+        with open(self.path / LOG_NAME, "a") as out:
+            out.write(json.dumps(log, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self._store.close()
 
 
 # -- per-video work (runs in the parent or in worker processes) ------------------------------------
@@ -233,8 +238,12 @@ def extract_to_store(
     source, frames_detected, frames_expected and `extract` (the settings). session_options go to
     both models' sessions (TensorRT: fp16, max_batch, cache_dir). workers: processes over
     videos (ONNX Runtime threads split between them). rank/world_size: this process's share of the
-    videos (default: $RANK/$WORLD_SIZE as set by torchrun, else all). retry_failed=False skips
-    videos the log records as failed.
+    videos (default: $RANK/$WORLD_SIZE as set by torchrun, else all). With world_size > 1 the
+    rank writes its own store, `shard_store(out, rank, world_size)`, and its log; once it has
+    gone through its videos it leaves `done.json` there, and the rank that finds every rank done
+    merges all shards into `out` (`nmmfast.data.merge.merge_stores`, update mode: samples
+    already in `out` are kept, so a rerun merges only what is new). Videos already in `out` or
+    in any shard are skipped. retry_failed=False skips videos the log records as failed.
     """
     from nmmfast.extract.models import model_hint
     from nmmfast.runtime import ModelNotFoundError
@@ -256,16 +265,15 @@ def extract_to_store(
         device = _auto_device(backend)
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local process
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    writer = _Writer(Path(out), shared=world_size > 1)
-    present = writer.ids()
-    skip = present | (set() if retry_failed else writer.failed())
-    report = ExtractReport(skipped=[i for i in mine if i in skip])
-    todo = [(i, str(videos[i])) for i in mine if i not in skip]
-    if not todo:
-        report.seconds = time.perf_counter() - began
-        return report
 
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    out = Path(out)
+    target = out if world_size == 1 else shard_store(out, rank, world_size)
+    writer = _Writer(target)
+    skip = _already_done(out, writer, world_size, retry_failed)
+    report = ExtractReport(skipped=[i for i in mine if i in skip], store=str(target))
+    todo = [(i, str(videos[i])) for i in mine if i not in skip]
+    if world_size > 1 and todo:
+        (target / DONE_NAME).unlink(missing_ok=True)  # this rank is not done until it is
     config = dict(
         det_model=str(det_model),
         pose_model=str(pose_model),
@@ -275,14 +283,59 @@ def extract_to_store(
         backend=backend,
         device=device,
         batch_size=batch_size,
-        threads=threads,
+        threads=max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None,
         session_options=session_options,
     )
+    try:
+        if todo:
+            label = "extract" if world_size == 1 else f"extract rank {rank}/{world_size}"
+            _extract_all(todo, config, workers, writer, report, label if progress else None, began)
+    finally:
+        writer.close()
+    report.seconds = time.perf_counter() - began
+    if world_size > 1:
+        write_json_atomic(
+            target / DONE_NAME,
+            {
+                "rank": rank,
+                "world_size": world_size,
+                "videos": len(mine),
+                "failed": sorted(report.failed),
+            },
+        )
+        _merge_when_all_done(out, world_size, report)
+    return report
+
+
+def _already_done(out: Path, writer: _Writer, world_size: int, retry_failed: bool) -> set[str]:
+    """Ids to skip: those in the store written and, for a rank, in `out` and in the other shards
+    of this world size (a changed video list moves ids between ranks); with retry_failed=False,
+    also those the logs of `out` and of the store written record as failed."""
+    skip = writer.ids()
+    if world_size > 1:
+        others = [out] + [shard_store(out, r, world_size) for r in range(world_size)]
+        skip = skip.union(*(_stored_ids(path) for path in others if path != writer.path))
+    if not retry_failed:
+        skip |= _failed_ids(out / LOG_NAME) | _failed_ids(writer.path / LOG_NAME)
+    return skip
+
+
+def _extract_all(
+    todo: list[tuple[str, str]],
+    config: dict[str, Any],
+    workers: int,
+    writer: _Writer,
+    report: ExtractReport,
+    label: str | None,
+    began: float,
+) -> None:
+    """Extract the (id, path) pairs of `todo`, writing and reporting each as it finishes; a
+    progress bar named `label` unless None."""
     bar = None
-    if progress:
+    if label is not None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="video", desc="extract", dynamic_ncols=True)
+        bar = tqdm(total=len(todo), unit="video", desc=label, dynamic_ncols=True)
 
     def record(result: dict[str, Any]) -> None:
         sample_id = result["id"]
@@ -323,8 +376,46 @@ def extract_to_store(
                     record(result)
     finally:
         _WORKER.clear()
-        writer.close()
         if bar is not None:
             bar.close()
-    report.seconds = time.perf_counter() - began
-    return report
+
+
+def _merge_when_all_done(out: Path, world_size: int, report: ExtractReport) -> None:
+    """Merge the shards of every rank into `out` once each has left its done marker (attribute's
+    convention). One process merges: it claims the merge by creating a file exclusively, which
+    holds on network filesystems where a lock may not."""
+    shards = [shard_store(out, r, world_size) for r in range(world_size)]
+    waiting = [r for r, path in enumerate(shards) if not (path / DONE_NAME).is_file()]
+    if waiting:
+        report.merge_status = (
+            f"{out}: not merged yet, waiting for rank(s) {', '.join(map(str, waiting))} "
+            f"of {world_size}"
+        )
+        return
+    claim = shards_dir(out) / f"merging-{world_size:05d}.json"
+    try:
+        handle = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        report.merge_status = (
+            f"{out}: not merged by this rank: {claim} says another process is merging "
+            f"({_read_text(claim)}); if none is, delete {claim} and run `nmmfast merge-stores "
+            f"{shards_dir(out)}/rank-*-of-{world_size:05d} --out {out} --update`"
+        )
+        return
+    try:
+        with os.fdopen(handle, "w") as note:
+            note.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}) + "\n")
+        try:
+            report.merged = merge_stores(shards, out, update=True)
+        except (UserError, OSError, ValueError) as err:
+            raise UserError(f"merging the {world_size} rank shards into {out}: {err}") from err
+        report.merge_status = f"merged {world_size} rank shards: {report.merged.summary()}"
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return "unreadable"
