@@ -32,24 +32,54 @@ def grouped_bars(
     title: str,
     ylim: tuple[float, float] | None = None,
     colours: Mapping[str, str] | None = None,
+    intervals: Mapping[str, Sequence[tuple[float, float] | None]] | None = None,
 ) -> bytes:
-    """One group of bars per entry of `groups`, one bar per series."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) * max(1, len(series)) / 2), 3.4))
+    """One group of bars per entry of `groups`, one bar per series; `intervals` (per series,
+    per group (low, high) or None) draws error bars. The legend sits below the axes, clear of
+    the bars' value labels."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) * max(1, len(series)) / 2), 3.6))
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
+    tallest = 0.0
     for i, (name, values) in enumerate(series.items()):
-        values = [np.nan if v is None else v for v in values]
+        values = np.array([np.nan if v is None else v for v in values], dtype=float)
         colour = (colours or {}).get(name)
-        bars = ax.bar(
-            x + (i - (len(series) - 1) / 2) * width, values, width, label=name, color=colour
-        )
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+        where = x + (i - (len(series) - 1) / 2) * width
+        error = None
+        spans = (intervals or {}).get(name)
+        if spans is not None:
+            lows = np.array([np.nan if s is None else s[0] for s in spans], dtype=float)
+            highs = np.array([np.nan if s is None else s[1] for s in spans], dtype=float)
+            error = np.nan_to_num(np.stack([values - lows, highs - values]), nan=0.0)
+            tallest = max(tallest, float(np.nanmax(np.append(highs, 0.0))))
+        ax.bar(where, values, width, label=name, color=colour, yerr=error, capsize=2)
+        tops = values if error is None else values + error[1]
+        for position, value, top in zip(where, values, tops, strict=True):
+            if np.isfinite(value):  # the value label above the bar and its error bar
+                ax.annotate(
+                    f"{value:.1f}",
+                    (position, top),
+                    xytext=(0, 1),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+        tallest = max(tallest, float(np.nanmax(np.append(values, 0.0))))
     ax.set_xticks(x, groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.legend(fontsize=8, frameon=False, ncols=min(4, len(series)))
+    elif tallest > 0:
+        ax.set_ylim(0, tallest * 1.15)  # headroom for the value labels
+    ax.legend(
+        fontsize=8,
+        frameon=False,
+        ncols=min(4, len(series)),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
 
