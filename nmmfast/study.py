@@ -7,7 +7,8 @@ report and users running the stages by hand agree on one layout.
     <root>/predictions/<partition>-<task>.jsonl
     <root>/metrics/<partition>-<task>.json
     <root>/attribution/<partition>-<task>/
-    <root>/probes/<probe>[-<partition>-<task>].json
+    <root>/probes/<probe>[-<partition>-<task>].json   (marker-words-<partition>-<task>.json:
+                                        per-token shares of a word list's tokens)
     <root>/report/index.html            and the tables as CSV / JSON
     <root>/study.json                   what produced all of it: settings, versions, stage times
 """
@@ -15,6 +16,7 @@ report and users running the stages by hand agree on one layout.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -35,6 +37,7 @@ __all__ = [
     "TASKS",
     "Analysis",
     "AnalysisSettings",
+    "add_marker_words",
     "StudyDir",
     "pair_order",
     "parse_pair",
@@ -135,6 +138,12 @@ class AnalysisSettings:
     ig_max_steps: int = 129
     probe_samples: int = 80  # samples of the split in the counterfactual probe
     seed: int = 0
+    # words and phrases whose reference tokens are attributed one by one against the other
+    # tokens (`nmmfast.probes.marker_words`; None: not run), on the first
+    # `attribution_samples` samples of `split` holding one, with `ig_method` at a fixed step
+    # count (per-token attribution has no adaptive steps)
+    marker_words: tuple[str, ...] | None = None
+    marker_ig_steps: int = 17
 
 
 class Analysis:
@@ -162,6 +171,7 @@ class Analysis:
         self.decode(partition, task)
         self.evaluate(partition, task)
         self.attribute(partition, task)
+        self.marker_words(partition, task)
 
     def done(self, partition: str, task: str) -> bool:
         from nmmfast.attribution.job import SUMMARY_FILE
@@ -173,7 +183,7 @@ class Analysis:
                 self.dirs.metrics(partition, task),
                 self.dirs.attribution(partition, task) / SUMMARY_FILE,
             )
-        )
+        ) and self._marker_words_done(partition, task)
 
     def decode(self, partition: str, task: str) -> None:
         from nmmfast.decode import decode
@@ -238,6 +248,72 @@ class Analysis:
             )
 
         self.stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
+
+    def marker_words(self, partition: str, task: str) -> None:
+        """Per-token attribution of the marker words' reference tokens against the other tokens
+        (`settings.marker_words`; nothing without a list). A result for another list or other
+        settings is computed again; an interrupted run resumes from its checkpoint file."""
+        from nmmfast.data.partitions import load_partition
+        from nmmfast.probes.cli import write_json
+        from nmmfast.probes.marker_words import PROBE_NAME, marker_word_probe
+
+        s = self.settings
+        if not s.marker_words:
+            return
+        out = self.dirs.probe(PROBE_NAME, partition, task)
+        checkpoint = out.with_name(f"{out.stem}.partial.json")
+
+        def run() -> None:
+            from nmmfast.model import load_run
+
+            # on the GPU where there is one: per-token attribution costs a backward per token
+            model, _, _ = load_run(self.runs[partition, task], "best")
+            result = marker_word_probe(
+                model,
+                self.corpus,
+                load_partition(self.corpus, partition)[s.split],
+                s.marker_words,
+                task=task,
+                method=s.ig_method,
+                n_steps=s.marker_ig_steps,
+                max_samples=s.attribution_samples,
+                seed=s.seed,
+                job=self._marker_words_job(partition, task),
+                checkpoint=checkpoint,
+                progress=self.progress,
+            )
+            write_json(result, out)
+            checkpoint.unlink(missing_ok=True)
+
+        self.stage(
+            f"marker words {partition}-{task}",
+            lambda: self._marker_words_done(partition, task),
+            run,
+        )
+
+    def _marker_words_job(self, partition: str, task: str) -> dict[str, Any]:
+        """What a marker-word result depends on besides the run (which the study fixes)."""
+        s = self.settings
+        return {
+            "partition": partition,
+            "task": task,
+            "split": s.split,
+            "words": list(s.marker_words or ()),
+            "method": s.ig_method,
+            "n_steps": s.marker_ig_steps,
+            "max_samples": s.attribution_samples,
+            "seed": s.seed,
+        }
+
+    def _marker_words_done(self, partition: str, task: str) -> bool:
+        from nmmfast.probes.marker_words import PROBE_NAME
+
+        if not self.settings.marker_words:
+            return True
+        out = self.dirs.probe(PROBE_NAME, partition, task)
+        if not out.is_file():
+            return False
+        return read_json(out).get("job") == self._marker_words_job(partition, task)
 
     def tracking(self) -> None:
         """Face tracking failure over the whole corpus."""
@@ -368,6 +444,29 @@ def _analysis_job(job: tuple) -> dict[str, float]:
     return timings
 
 
+def _check_same_study(path: Path, previous: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Refuse to resume a study made with another corpus, other runs or weights, or other
+    settings (a setting that an older record lacks reads as its default)."""
+    defaults = json.loads(json.dumps(asdict(AnalysisSettings())))
+    before = previous.get("settings") or {}
+    settings = sorted(
+        key for key, value in record["settings"].items() if before.get(key, defaults[key]) != value
+    )
+    changed = [f"another {k}" for k in ("corpus", "runs") if previous.get(k) != record[k]]
+    if settings:
+        changed.append(f"other settings ({', '.join(settings)})")
+    if changed:
+        hint = (
+            "; `nmmfast report OUT --marker-words FILE` attributes another word list in it"
+            if settings == ["marker_words"] and len(changed) == 1
+            else ""
+        )
+        raise ValueError(
+            f"{path}: this study was made with {' and '.join(changed)}; choose a new --out or "
+            f"the same inputs{hint}"
+        )
+
+
 def run_study(
     corpus: str | os.PathLike,
     out: str | os.PathLike,
@@ -376,11 +475,14 @@ def run_study(
     *,
     workers: int = 1,
     progress: bool = True,
+    marker_words_file: str | os.PathLike | None = None,
 ) -> Path:
-    """decode → evaluate → attribute for every (partition, task) run, the tracking probe over
-    the corpus, the counterfactual and identity probes with every SLT run (every run when there
-    is none), then the report. A rerun into `out` reuses finished stages; it refuses another
-    corpus, other runs or weights, or other settings. Returns the report's path."""
+    """decode → evaluate → attribute (and, with `settings.marker_words`, the marker-word
+    probe) for every (partition, task) run, the tracking probe over the corpus, the
+    counterfactual and identity probes with every SLT run (every run when there is none), then
+    the report. A rerun into `out` reuses finished stages; it refuses another corpus, other runs
+    or weights, or other settings (the word list included). `marker_words_file`: where the list
+    came from, recorded in study.json. Returns the report's path."""
     from nmmfast.report import build_report
 
     corpus = Path(corpus).resolve()
@@ -392,16 +494,13 @@ def run_study(
         "produced_by": "nmmfast study",
         "corpus": str(corpus),
         "runs": _check_inputs(corpus, runs),
-        "settings": asdict(settings),
+        "settings": json.loads(json.dumps(asdict(settings))),
     }
+    if marker_words_file is not None:
+        record["marker_words_file"] = str(Path(marker_words_file).resolve())
     if dirs.record.is_file():
         previous = read_json(dirs.record)
-        changed = [k for k in ("corpus", "runs", "settings") if previous.get(k) != record[k]]
-        if changed:
-            raise ValueError(
-                f"{dirs.record}: this study was made with another {' and '.join(changed)}; "
-                f"choose a new --out or the same inputs"
-            )
+        _check_same_study(dirs.record, previous, record)
         timings = dict(previous.get("stage_seconds", {}))
     else:
         timings = {}
@@ -450,6 +549,67 @@ def run_study(
     return report
 
 
+def _recorded_runs(dirs: StudyDir, record: Mapping[str, Any]) -> dict[tuple[str, str], Path]:
+    """The runs of an existing study: those study.json names (their weights unchanged), else
+    the demo's under `<root>/runs/`."""
+    if "runs" not in record:
+        return {
+            pair: dirs.run(*pair)
+            for pair in dirs.pairs()
+            if (dirs.run(*pair) / "best.pt").is_file()
+        }
+    runs: dict[tuple[str, str], Path] = {}
+    for key, described in record["runs"].items():
+        partition, _, task = key.rpartition(":")
+        run = Path(described["run"])
+        weights = run / "best.pt"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: not found (the run of {key} in {dirs.record})")
+        if file_sha256(weights) != described.get("weights_sha256"):
+            raise ValueError(
+                f"{weights}: not the weights {dirs.record} was made with (its SHA-256 differs)"
+            )
+        runs[partition, task] = run
+    return runs
+
+
+def add_marker_words(
+    study_dir: str | os.PathLike, words: tuple[str, ...], *, progress: bool = True
+) -> list[Path]:
+    """The marker-word probe with `words` for every run of an existing study (`nmmfast report
+    STUDY --marker-words FILE`): the runs and analysis settings its study.json records (the
+    demo's runs under `<root>/runs/`). A result for the same list and settings is kept, one for
+    another list replaced; study.json is left as it is (each result names its list). Returns
+    the result files."""
+    from dataclasses import fields
+
+    from nmmfast.errors import UserError
+    from nmmfast.probes.marker_words import PROBE_NAME
+
+    dirs = StudyDir.at(study_dir)
+    if not dirs.root.is_dir():
+        raise FileNotFoundError(f"{dirs.root}: no study directory")
+    record = read_json(dirs.record) if dirs.record.is_file() else {}
+    runs = _recorded_runs(dirs, record)
+    if not runs:
+        raise UserError(
+            f"{dirs.root}: no runs to attribute marker words with (study.json names none, "
+            f"runs/ holds none)"
+        )
+    known = {field.name for field in fields(AnalysisSettings)} - {"marker_words"}
+    recorded = {k: v for k, v in (record.get("settings") or {}).items() if k in known}
+    settings = AnalysisSettings(**recorded, marker_words=tuple(words))
+
+    def stage(name: str, done: Callable[[], bool], run: Callable[[], Any]) -> None:
+        if not done():
+            run()
+
+    analysis = Analysis(dirs, dirs.corpus, runs, settings, stage, progress)
+    for pair in sorted(runs, key=pair_order):
+        analysis.marker_words(*pair)
+    return [dirs.probe(PROBE_NAME, *pair) for pair in sorted(runs, key=pair_order)]
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pairs", nargs="+", metavar="PARTITION:TASK=RUN", help="runs to study")
     parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
@@ -481,6 +641,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="samples in the counterfactual probe (default 80)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--marker-words",
+        metavar="FILE",
+        help="words or phrases (one per line, # comments) whose reference tokens are attributed "
+        "one by one against the other tokens of the same sentences",
+    )
+    parser.add_argument(
+        "--marker-steps",
+        type=positive_int,
+        default=defaults.marker_ig_steps,
+        help=f"step points of that per-token attribution (default {defaults.marker_ig_steps}; "
+        f"fixed: per-token attribution has no adaptive steps)",
+    )
     parser.add_argument("--workers", type=positive_int, default=1, help="processes side by side")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -494,6 +667,11 @@ def run_cli(args: argparse.Namespace) -> int:
         runs[partition, task] = run
     if args.tolerance is not None and not args.tolerance > 0:
         raise ValueError("--tolerance must be > 0")
+    marker_words = None
+    if args.marker_words is not None:
+        from nmmfast.probes.marker_words import read_marker_words
+
+        marker_words = read_marker_words(args.marker_words)
     settings = AnalysisSettings(
         split=args.split,
         beam=args.beam,
@@ -502,6 +680,8 @@ def run_cli(args: argparse.Namespace) -> int:
         ig_tolerance=args.tolerance,
         probe_samples=args.probe_samples,
         seed=args.seed,
+        marker_words=marker_words,
+        marker_ig_steps=args.marker_steps,
     )
     report = run_study(
         args.corpus,
@@ -510,6 +690,7 @@ def run_cli(args: argparse.Namespace) -> int:
         settings,
         workers=args.workers,
         progress=not args.no_progress,
+        marker_words_file=args.marker_words,
     )
     print(f"report: {report}")
     return 0

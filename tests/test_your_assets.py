@@ -1,12 +1,14 @@
 """A researcher's own assets through the command line: Uni-Sign pose pkl files and an Isharah
 CSV imported, an official split from id lists, a Uni-Sign checkpoint converted into a run
-against a local MT5 directory, and the study of `official:slt`; plus the error paths."""
+against a local MT5 directory, and the study of `official:slt` with a marker-word list (no
+planted NMM labels survive the import); plus the error paths."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,11 +79,19 @@ def study(assets) -> dict[str, Path]:
     assert main(split) == 0
     convert = ["convert-checkpoint", str(assets["checkpoint"]), "--text-model", str(assets["text"])]
     assert main(convert + ["--task", "slt", "--out", str(run), "--max-frames", "32"]) == 0
+    markers = root / "markers.txt"
+    markers.write_text(MARKER_FILE)
     command = ["study", "--corpus", str(corpus), "--out", str(out), f"official:slt={run}"]
     command += ["--attribution-samples", "2", "--beam", "2", "--max-new-tokens", "6"]
     command += ["--probe-samples", "3", "--tolerance", "0.2", "--no-progress"]
+    command += ["--marker-words", str(markers), "--marker-steps", "3"]
     assert main(command) == 0
-    return {"corpus": corpus, "run": run, "out": out, "command": command}
+    return {"corpus": corpus, "run": run, "out": out, "command": command, "markers": markers}
+
+
+# question and negation words of SynNMM's sentences, as a user would list them
+MARKER_FILE = "# questions\nDO   # the fronted auxiliary\n\n# negation\nnot\ndoes not\n"
+MARKER_ENTRIES = ("do", "not", "does not")
 
 
 def test_predictions_equal_the_model_run_directly(assets, study):
@@ -197,6 +207,169 @@ def test_user_errors_exit_2_with_one_line(assets, study, tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"nmmfast {command}: ") and "Traceback" not in err
+
+
+def _expected_marker_tokens(tokenizer, text: str) -> tuple[int, int]:
+    """(marker, other) token counts of a reference, counted word by word (SentencePiece
+    tokenises each whitespace-separated word on its own; the marker words of the attributed
+    samples carry no punctuation)."""
+    words = text.split()
+    listed: set[int] = set()
+    for entry in MARKER_ENTRIES:
+        parts = entry.split()
+        for k in range(len(words)):
+            if [w.lower() for w in words[k : k + len(parts)]] == parts:
+                listed.update(range(k, k + len(parts)))
+    pieces = [len(tokenizer(word)["input_ids"]) - 1 for word in words]  # without </s>
+    marker = sum(pieces[k] for k in listed)
+    return marker, sum(pieces) - marker
+
+
+def test_marker_words_without_planted_labels(assets, study):
+    from transformers import AutoTokenizer
+
+    out = study["out"]
+    record = json.loads((out / "study.json").read_text())
+    assert record["settings"]["marker_words"] == list(MARKER_ENTRIES)
+    assert record["marker_words_file"] == str(study["markers"].resolve())
+    result = json.loads((out / "probes" / "marker-words-official-slt.json").read_text())
+    assert not (out / "probes" / "marker-words-official-slt.partial.json").exists()
+    rows = {row["id"]: row for row in read_manifest(study["corpus"] / "manifest.jsonl")}
+    assert not any("nmm" in row for row in rows.values())  # no planted labels
+    test_ids = (assets["root"] / "test.txt").read_text().splitlines()[1:]
+    texts = {i: rows[i]["text"] for i in test_ids}
+
+    def holds(entry: str, text: str) -> bool:
+        return re.search(rf"\b{entry}\b", text, flags=re.IGNORECASE) is not None
+
+    matched = [i for i in test_ids if any(holds(e, texts[i]) for e in MARKER_ENTRIES)]
+    assert len(matched) == 4  # of the 7 test samples: "Do", "not", "does not"
+    assert result["matched_samples"] == len(matched)
+    assert result["matched_by_word"] == {
+        e: n for e in MARKER_ENTRIES if (n := sum(holds(e, texts[i]) for i in test_ids))
+    }
+    attributed = matched[:2]  # --attribution-samples 2
+    assert result["samples"] == 2 and [r["id"] for r in result["records"]] == attributed
+    tokenizer = AutoTokenizer.from_pretrained(str(assets["text"]))
+    counts = [_expected_marker_tokens(tokenizer, texts[i]) for i in attributed]
+    assert result["marker"]["tokens"] == sum(c[0] for c in counts) > 0
+    assert result["other"]["tokens"] == sum(c[1] for c in counts) > 0
+    assert result["marker"]["samples"] == result["other"]["samples"] == 2
+    for group in ("marker", "other"):
+        shares = result[group]["shares"]
+        assert shares["face+head"] == pytest.approx(shares["face"] + shares["head"])
+        total = shares["face+head"] + shares["hands"] + shares["body"]
+        assert total == pytest.approx(100.0)
+    for record in result["records"]:
+        # the attributed tokens are the model's targets; marker positions spell the words
+        ids = tokenizer([record["reference"]])["input_ids"][0]
+        assert record["tokens"] == tokenizer.convert_ids_to_tokens(ids)
+        for entry, positions in record["positions"].items():
+            spelled = "".join(record["tokens"][p] for p in positions).replace("▁", " ").strip()
+            assert spelled.lower() == entry
+    assert len(result["records"][0]["token_region_abs"][0]) == 4  # face, head, hands, body
+    # the report: the NMM section without planted labels, for partition "official"
+    html = (out / "report" / "index.html").read_text()
+    assert "Non-manual markers without planted labels" in html
+    assert "Do the tokens of marker words draw face and head attribution?" in html
+    assert "Neutralise the face, the head, or both" in html
+    report = out / "report"
+    shares = json.loads((report / "marker_word_shares.json").read_text())
+    assert [(r["partition"], r["tokens of"]) for r in shares] == [
+        ("official / SLT", "listed words"),
+        ("official / SLT", "other words"),
+    ]
+    assert shares[0]["tokens"] == result["marker"]["tokens"]
+    counterfactual = json.loads((report / "nmm_counterfactual.json").read_text())
+    assert {r["neutralised"] for r in counterfactual} == {
+        "nothing (control)",
+        "face",
+        "head",
+        "face+head",
+    }
+    assert all(r["partition"] == "official / SLT" and r["samples"] == 3 for r in counterfactual)
+
+
+def test_marker_word_lists_afterwards_and_on_resume(study, tmp_path, capsys):
+    out = study["out"]
+    path = out / "probes" / "marker-words-official-slt.json"
+    before = json.loads(path.read_text())
+    # a resumed study with another list is refused, naming the setting
+    other = tmp_path / "other.txt"
+    other.write_text("Door  # one test sample says it\n")
+    command = [a if a != str(study["markers"]) else str(other) for a in study["command"]]
+    assert main(command) == 2
+    assert "other settings (marker_words)" in capsys.readouterr().err
+    # the report attributes another list afterwards with the study's run and settings ...
+    assert main(["report", str(out), "--marker-words", str(other), "--no-progress"]) == 0
+    after = json.loads(path.read_text())
+    assert after["settings"]["words"] == ["door"] and after["job"]["words"] == ["door"]
+    assert after["settings"]["n_steps"] == 3  # the study's --marker-steps
+    assert after["matched_samples"] == after["samples"] == 1
+    assert [r["reference"] for r in after["records"]] == ["My friend opens the new door now."]
+    assert "door" in (out / "report" / "index.html").read_text()
+    assert json.loads((out / "study.json").read_text())["settings"]["marker_words"] == list(
+        MARKER_ENTRIES
+    )
+    # ... and the study's own list comes back on its resume
+    assert main(study["command"]) == 0
+    again = json.loads(path.read_text())
+    assert again["job"] == before["job"] and again["marker"] == before["marker"]
+
+
+def test_an_interrupted_marker_word_probe_resumes(study, tmp_path, monkeypatch):
+    """Samples in the checkpoint of the same job are not attributed again; another job's are."""
+    from nmmfast.attribution.sequence import SequenceAttributor
+    from nmmfast.data.partitions import load_partition
+    from nmmfast.model import load_model
+    from nmmfast.probes.marker_words import marker_word_probe
+
+    stored = json.loads((study["out"] / "probes" / "marker-words-official-slt.json").read_text())
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text(json.dumps({"job": stored["job"], "records": stored["records"]}))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished sample was attributed again")
+
+    monkeypatch.setattr(SequenceAttributor, "attribute", refuse)
+    model = load_model(study["run"], weights=study["run"] / "best.pt")
+    ids = load_partition(study["corpus"], "official")["test"]
+    options = dict(task="slt", method="simpson", n_steps=3, max_samples=2, checkpoint=checkpoint)
+    resumed = marker_word_probe(
+        model, study["corpus"], ids, MARKER_ENTRIES, job=stored["job"], **options
+    )
+    assert resumed["marker"] == stored["marker"] and resumed["other"] == stored["other"]
+    with pytest.raises(AssertionError, match="attributed again"):
+        marker_word_probe(model, study["corpus"], ids, MARKER_ENTRIES, job={"other": 1}, **options)
+
+
+def test_bad_marker_word_files_exit_2_with_one_line(study, tmp_path, capsys):
+    empty, malformed = tmp_path / "empty.txt", tmp_path / "malformed.txt"
+    empty.write_text("# nothing listed\n\n")
+    malformed.write_text("not\nwhere, what\n")
+    study_command = [
+        "study",
+        "--corpus",
+        str(study["corpus"]),
+        "--out",
+        str(tmp_path / "s"),
+        f"official:slt={study['run']}",
+    ]
+    cases = {
+        empty: "no marker words",
+        malformed: "line 2: 'where, what' is not a word or phrase",
+        tmp_path / "absent.txt": "no such marker-word file",
+    }
+    for path, problem in cases.items():
+        for command in (
+            [*study_command, "--marker-words", str(path)],
+            ["report", str(study["out"]), "--marker-words", str(path)],
+        ):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "Traceback" not in err
+            assert err.startswith(f"nmmfast {command[0]}: {path}: ") and problem in err
+    assert not (tmp_path / "s").exists()
 
 
 class _NotATensor:
