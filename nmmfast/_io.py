@@ -45,8 +45,17 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; a file that is not valid JSON raises ValueError naming it."""
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}: not valid JSON ({error.msg}, line {error.lineno}); rerun the stage "
+                f"that wrote it"
+            ) from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text; rerun the stage that wrote it") from None
 
 
 def _jsonable(value: Any) -> Any:

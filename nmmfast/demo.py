@@ -67,6 +67,12 @@ class DemoSettings:
     ig_tolerance: float | None = 0.01
     ig_max_steps: int = 129
     probe_samples: int = 80  # control test samples in the counterfactual probe
+    stop_gradients: str = "lift"
+    baseline: str = "zero"
+    channels: str = "all"
+    # the control SLT model attributed again with stop-gradients kept and under the other
+    # baselines, for the report's side-by-side tables
+    compare: bool = True
 
     def analysis(self) -> AnalysisSettings:
         """The settings of the stages after training: those of `nmmfast study`."""
@@ -81,6 +87,12 @@ class DemoSettings:
             ig_max_steps=self.ig_max_steps,
             probe_samples=self.probe_samples,
             seed=self.seed,
+            stop_gradients=self.stop_gradients,
+            baseline=self.baseline,
+            channels=self.channels,
+            compare_stop_gradients=self.compare,
+            compare_baselines=self.compare,
+            compare_scope="first",
         )
 
     @classmethod
@@ -395,6 +407,30 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="SLT training epochs, after the CSLR model it starts from (default 5; --quick: 1)",
     )
+    parser.add_argument(
+        "--stop-gradients",
+        default="lift",
+        choices=("lift", "keep"),
+        help="lift (default) or keep the model's stop-gradients in attribution",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="zero",
+        choices=("zero", "mean-pose", "keep-confidence"),
+        help="IG baseline (default zero, the reference study's)",
+    )
+    parser.add_argument(
+        "--channels",
+        default="all",
+        choices=("all", "coords"),
+        help="what the headline shares count (default all channels)",
+    )
+    parser.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the control SLT model's extra attributions (other stop-gradient setting, "
+        "other baselines)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--workers",
@@ -420,7 +456,14 @@ def run_cli(args: argparse.Namespace) -> int:
     epochs = {key: value for key, value in epochs.items() if value is not None}
     if any(value < 1 for value in epochs.values()):
         raise SystemExit("nmmfast demo: --cslr-epochs and --slt-epochs must be >= 1")
-    settings = replace(settings, **epochs)
+    settings = replace(
+        settings,
+        **epochs,
+        stop_gradients=args.stop_gradients,
+        baseline=args.baseline,
+        channels=args.channels,
+        compare=settings.compare and not args.no_compare,
+    )
     began = time.perf_counter()
     study = Study(args.out, settings, progress=not args.no_progress, workers=args.workers)
     report = study.run_all()

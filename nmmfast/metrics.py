@@ -384,7 +384,8 @@ class QuestionMarking(Metric):
         return hits / corpus.n
 
     def signature_fields(self) -> dict[str, str]:
-        return {"question": "ends" + "".join(QUESTION_MARKS)}
+        # code points, not the marks: a signature stays ASCII, legible in any font or terminal
+        return {"question": "ends-" + "/".join(f"U+{ord(c):04X}" for c in QUESTION_MARKS)}
 
 
 def _default_metrics() -> list[Metric]:

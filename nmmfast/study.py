@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nmmfast._io import file_sha256, read_json, write_json_atomic
-from nmmfast.errors import positive_int
+from nmmfast.errors import positive_float, positive_int
 
 __all__ = [
     "PARTITIONS",
@@ -111,8 +111,20 @@ class StudyDir:
     def metrics(self, partition: str, task: str) -> Path:
         return self.root / "metrics" / f"{partition}-{task}.json"
 
-    def attribution(self, partition: str, task: str) -> Path:
-        return self.root / "attribution" / f"{partition}-{task}"
+    def attribution(self, partition: str, task: str, variant: str | None = None) -> Path:
+        """A pair's attribution job; `variant` (e.g. "stop-keep", "baseline-mean-pose"): the same
+        job under other settings, for comparison."""
+        name = f"{partition}-{task}" + (f"@{variant}" if variant else "")
+        return self.root / "attribution" / name
+
+    def variants(self, partition: str, task: str) -> dict[str, Path]:
+        """The variant attribution jobs of a pair that hold a summary: variant -> directory."""
+        prefix = f"{partition}-{task}@"
+        return {
+            path.name[len(prefix) :]: path
+            for path in sorted((self.root / "attribution").glob(f"{prefix}*"))
+            if (path / "summary.json").is_file()
+        }
 
     def probe(self, name: str, partition: str | None = None, task: str | None = None) -> Path:
         suffix = f"-{partition}-{task}" if partition and task else ""
@@ -144,6 +156,34 @@ class AnalysisSettings:
     # count (per-token attribution has no adaptive steps)
     marker_words: tuple[str, ...] | None = None
     marker_ig_steps: int = 17
+    # the attribution's settings (`nmmfast attribute`): stop-gradients lifted or kept as the
+    # model has them, the IG baseline, the channels the headline shares count
+    stop_gradients: str = "lift"
+    baseline: str = "zero"
+    channels: str = "all"
+    # each pair attributed again with the other stop-gradient setting, and the first SLT pair
+    # (else the first pair) under every other baseline, for the report's side-by-side tables
+    compare_stop_gradients: bool = False
+    compare_baselines: bool = False
+    # "all": the stop-gradient comparison for every pair; "first": for the first SLT pair only
+    compare_scope: str = "all"
+    skip_bad: bool = False  # leave out (and list) samples with non-finite poses
+
+    def variants(self, pair: tuple[str, str], pairs: Sequence[tuple[str, str]]) -> dict[str, dict]:
+        """The extra attribution jobs of `pair`: variant name -> the settings it changes."""
+        from nmmfast.attribution.baselines import BASELINES
+
+        out: dict[str, dict] = {}
+        ordered = sorted(pairs, key=pair_order)
+        first = next((p for p in ordered if p[1] == "slt"), ordered[0] if ordered else None)
+        if self.compare_stop_gradients and (self.compare_scope == "all" or pair == first):
+            other = "keep" if self.stop_gradients == "lift" else "lift"
+            out[f"stop-{other}"] = {"stop_gradients": other}
+        if self.compare_baselines and pair == first:
+            for baseline in BASELINES:
+                if baseline != self.baseline:
+                    out[f"baseline-{baseline}"] = {"baseline": baseline}
+        return out
 
 
 class Analysis:
@@ -171,17 +211,21 @@ class Analysis:
         self.decode(partition, task)
         self.evaluate(partition, task)
         self.attribute(partition, task)
+        for variant in self.settings.variants((partition, task), list(self.runs)):
+            self.attribute(partition, task, variant)
         self.marker_words(partition, task)
 
     def done(self, partition: str, task: str) -> bool:
         from nmmfast.attribution.job import SUMMARY_FILE
 
+        variants = self.settings.variants((partition, task), list(self.runs))
         return all(
             path.is_file()
             for path in (
                 self.dirs.predictions(partition, task),
                 self.dirs.metrics(partition, task),
                 self.dirs.attribution(partition, task) / SUMMARY_FILE,
+                *(self.dirs.attribution(partition, task, v) / SUMMARY_FILE for v in variants),
             )
         ) and self._marker_words_done(partition, task)
 
@@ -201,6 +245,7 @@ class Analysis:
                 beam=s.beam,
                 max_new_tokens=s.max_new_tokens,
                 progress=self.progress,
+                skip_bad=s.skip_bad,
             )
 
         self.stage(f"decode {partition}-{task}", out.is_file, run)
@@ -218,17 +263,21 @@ class Analysis:
                 task=task,
                 beam=self.settings.beam,
                 checkpoint=self.runs[partition, task] / "best.pt",
+                split=self.settings.split,
             )
             scores = reports[task].as_dict()
             write_json_atomic(out, {"partition": partition, "task": task, "scores": scores})
 
         self.stage(f"evaluate {partition}-{task}", out.is_file, run)
 
-    def attribute(self, partition: str, task: str) -> None:
+    def attribute(self, partition: str, task: str, variant: str | None = None) -> None:
         from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
 
-        out = self.dirs.attribution(partition, task)
+        out = self.dirs.attribution(partition, task, variant)
         s = self.settings
+        changed = (
+            s.variants((partition, task), list(self.runs))[variant] if variant is not None else {}
+        )
 
         def run() -> None:
             attribute_partition(
@@ -245,9 +294,14 @@ class Analysis:
                 num_beams=s.beam,
                 max_new_tokens=s.max_new_tokens,
                 progress=self.progress,
+                skip_bad=s.skip_bad,
+                stop_gradients=changed.get("stop_gradients", s.stop_gradients),
+                baseline=changed.get("baseline", s.baseline),
+                channels=s.channels,
             )
 
-        self.stage(f"attribute {partition}-{task}", (out / SUMMARY_FILE).is_file, run)
+        name = f"attribute {out.name}"
+        self.stage(name, (out / SUMMARY_FILE).is_file, run)
 
     def marker_words(self, partition: str, task: str) -> None:
         """Per-token attribution of the marker words' reference tokens against the other tokens
@@ -610,6 +664,63 @@ def add_marker_words(
     return [dirs.probe(PROBE_NAME, *pair) for pair in sorted(runs, key=pair_order)]
 
 
+def add_attribution_arguments(parser: argparse.ArgumentParser) -> None:
+    """The attribution settings `study` and `demo` share (`AnalysisSettings`)."""
+    from nmmfast.attribution.baselines import BASELINES
+    from nmmfast.attribution.job import STOP_GRADIENTS
+    from nmmfast.attribution.shares import CHANNELS
+
+    defaults = AnalysisSettings()
+    parser.add_argument(
+        "--stop-gradients",
+        default=defaults.stop_gradients,
+        choices=STOP_GRADIENTS,
+        help="lift (default): the model's stop-gradients removed for attribution, so "
+        "completeness holds; keep: the model as it is, as the reference study attributed it",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=defaults.baseline,
+        choices=BASELINES,
+        help="IG baseline (default zero, the reference study's)",
+    )
+    parser.add_argument(
+        "--channels",
+        default=defaults.channels,
+        choices=CHANNELS,
+        help="what the headline shares count: all channels (default) or x, y only",
+    )
+    parser.add_argument(
+        "--compare-stop-gradients",
+        action="store_true",
+        help="also attribute every run with the other stop-gradient setting; the report shows "
+        "both side by side",
+    )
+    parser.add_argument(
+        "--compare-baselines",
+        action="store_true",
+        help="also attribute the first SLT run under every other baseline (the report's "
+        "baseline-sensitivity table)",
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out (and list) samples with non-finite poses instead of stopping",
+    )
+
+
+def attribution_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `AnalysisSettings` fields of `add_attribution_arguments`' options."""
+    return {
+        "stop_gradients": args.stop_gradients,
+        "baseline": args.baseline,
+        "channels": args.channels,
+        "compare_stop_gradients": args.compare_stop_gradients,
+        "compare_baselines": args.compare_baselines,
+        "skip_bad": args.skip_bad,
+    }
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pairs", nargs="+", metavar="PARTITION:TASK=RUN", help="runs to study")
     parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
@@ -624,7 +735,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_float,
         default=defaults.ig_tolerance,
         help="completeness tolerance of the adaptive IG panels (default 0.01: 1 %%)",
     )
@@ -654,6 +765,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help=f"step points of that per-token attribution (default {defaults.marker_ig_steps}; "
         f"fixed: per-token attribution has no adaptive steps)",
     )
+    add_attribution_arguments(parser)
     parser.add_argument("--workers", type=positive_int, default=1, help="processes side by side")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -665,8 +777,6 @@ def run_cli(args: argparse.Namespace) -> int:
         if (partition, task) in runs:
             raise ValueError(f"{partition}:{task} given twice")
         runs[partition, task] = run
-    if args.tolerance is not None and not args.tolerance > 0:
-        raise ValueError("--tolerance must be > 0")
     marker_words = None
     if args.marker_words is not None:
         from nmmfast.probes.marker_words import read_marker_words
@@ -682,6 +792,7 @@ def run_cli(args: argparse.Namespace) -> int:
         seed=args.seed,
         marker_words=marker_words,
         marker_ig_steps=args.marker_steps,
+        **attribution_settings(args),
     )
     report = run_study(
         args.corpus,

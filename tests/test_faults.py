@@ -457,3 +457,28 @@ def test_kill_9_then_resume_equals_an_uninterrupted_training(corpus, tmp_path):
     whole = read_checkpoint(tmp_path / "whole" / "last.pt")["model"]
     for name, value in whole.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_damaged_result_files_are_named_by_the_report(tmp_path, capsys):
+    study = tmp_path / "study"
+    (study / "metrics").mkdir(parents=True)
+    (study / "study.json").write_text(
+        json.dumps({"pairs": [{"partition": "control", "task": "slt"}]})
+    )
+    metrics = study / "metrics" / "control-slt.json"
+    for content, problem in (
+        ("{not json", "not valid JSON"),
+        ('{"partition": "control"}', "lacks scores"),
+        ("[1, 2]", "expected a JSON object"),
+    ):
+        metrics.write_text(content)
+        assert main(["report", str(study)]) == 2
+        err = capsys.readouterr().err
+        assert f"{metrics}: " in err and problem in err and "Traceback" not in err
+    metrics.unlink()
+    summary = study / "attribution" / "control-slt" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text('{"region_shares": {}}')
+    assert main(["report", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert f"{summary}: lacks samples, table" in err and "Traceback" not in err
