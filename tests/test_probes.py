@@ -39,10 +39,11 @@ MODEL_SAMPLES = 6
 
 @pytest.fixture(scope="module")
 def synnmm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
-    """160 SynNMM clips by 8 signers, 2 of them veiled, written as a corpus directory."""
+    """160 SynNMM clips by 8 signers, 2 of them veiled (one mistracked smoothly, one with noise),
+    written as a corpus directory."""
     from nmmfast.data.partitions import make_partitions, write_partitions
 
-    corpus = generate(160, seed=11, n_signers=8, n_veiled=2)
+    corpus = generate(160, seed=11, n_signers=8, n_veiled=2, veil="mistrack,noise")
     out = write_corpus(corpus, tmp_path_factory.mktemp("synnmm"))
     write_partitions(out, make_partitions(corpus.rows, seed=0, names=["control"]))
     return out, corpus.rows
@@ -115,9 +116,54 @@ def test_face_coherence_scores_faces_low_and_noise_high() -> None:
     assert np.nanmax(scores) < 1e-6
     assert face_coherence(noisy).min() > 0.5
     parts = face_coherence_parts(noisy)
-    assert set(parts) == {"score", "shape", "jitter"}
+    assert set(parts) == {"score", "shape", "placement", "jitter"}
+    assert np.isnan(parts["placement"]).all()  # no body nose and eyes to place the face by
+    np.testing.assert_array_equal(parts["score"], np.fmax(parts["shape"], parts["jitter"]))
+    with pytest.raises(ValueError, match="terms"):
+        face_coherence(raw, terms=["shape", "blur"])
     with pytest.raises(ValueError, match=r"\[T, 133, 3\]"):
         face_coherence(np.zeros((4, 68, 3)))
+
+
+def _face_on_body(face: np.ndarray, frames: int = 6) -> np.ndarray:
+    """Raw frames [frames, 133, 3] whose body nose and eyes sit where `CANONICAL_FACE` at 0.05
+    scale, centred at (0.5, 0.4), puts them, with `face` [68, 2] (frame units) as the face-68."""
+    true_face = _similar(CANONICAL_FACE, 0.0, 0.05, (0.5, 0.4))
+    raw = np.zeros((frames, 133, 3))
+    raw[:, 0, :2] = true_face[30]
+    raw[:, 1, :2] = true_face[42:48].mean(axis=0)  # left eye: face-42..47
+    raw[:, 2, :2] = true_face[36:42].mean(axis=0)
+    raw[:, 5:7, :2] = [[0.58, 0.55], [0.42, 0.55]]  # shoulders
+    raw[:, 23:91, :2] = face
+    raw[:, list(range(0, 3)) + [5, 6] + list(range(23, 91)), 2] = 0.9
+    return raw
+
+
+def test_placement_sees_a_face_shaped_face_in_the_wrong_place() -> None:
+    """A perfect face shape has shape 0 and jitter 0 wherever it is drawn; only its placement
+    against the body's nose and eyes says that it is collapsed, on the chest, upside down or
+    mirrored."""
+    right = _similar(CANONICAL_FACE, 0.0, 0.05, (0.5, 0.4))
+    wrong = {
+        "collapsed": _similar(CANONICAL_FACE, 0.0, 0.005, (0.5, 0.4)),
+        "on the chest": _similar(CANONICAL_FACE, 0.0, 0.05, (0.5, 0.55)),
+        "upside down": _similar(CANONICAL_FACE, np.pi, 0.05, (0.5, 0.4)),
+        "mirrored": right * [-1.0, 1.0] + [1.0, 0.0],
+    }
+    parts = face_coherence_parts(_face_on_body(right))
+    assert np.nanmax(parts["placement"]) < 1e-9 and np.nanmax(parts["score"]) < 1e-6
+    for name, face in wrong.items():
+        parts = face_coherence_parts(_face_on_body(face))
+        if name != "mirrored":  # a similarity of the face: nothing else sees it
+            assert np.nanmax(parts["shape"]) < 1e-9, name
+            assert np.nanmax(parts["jitter"]) < 1e-9, name
+        assert np.nanmin(parts["placement"]) > 0.5, name
+        assert np.nanmin(parts["score"]) > 0.5, name
+        only_shape = face_coherence(_face_on_body(face), terms=["shape", "jitter"])
+        np.testing.assert_allclose(only_shape, np.fmax(parts["shape"], parts["jitter"]))
+    body_hidden = _face_on_body(wrong["on the chest"])
+    body_hidden[:, 0, 2] = 0.1  # no confident body nose: placement undefined
+    assert np.isnan(face_coherence_parts(body_hidden)["placement"]).all()
 
 
 def test_estimated_canonical_face_recovers_the_face() -> None:
@@ -164,6 +210,37 @@ def test_tracking_separates_veiled_signers(synnmm: tuple[Path, list[dict]]) -> N
         sample_id.split("_")[0] in veiled for sample_id in (e["id"] for e in report["examples"])
     )
     json.dumps(report, allow_nan=False)
+
+
+def test_tracking_reports_auroc_per_veil_kind(synnmm: tuple[Path, list[dict]]) -> None:
+    """Both kinds are measured apart, each against every unveiled sample. The jitter term alone
+    finds the noise veil but not the smooth mistrack: the face's shape and placement must."""
+    path, rows = synnmm
+    report = tracking_report(PoseStore(path / "poses"), None, rows)
+    by_kind = report["auroc_by_kind"]
+    assert set(by_kind) == {"mistrack", "noise"}
+    unveiled = sum(not row["veiled"] for row in rows)
+    for kind, block in by_kind.items():
+        assert block["veiled_samples"] == sum(row["veil_kind"] == kind for row in rows)
+        assert block["unveiled_samples"] == unveiled
+        assert block["frames"] >= 0.95 and block["samples"] >= 0.95, kind
+        assert block["veiled_flagged_share"] == 1.0, kind
+    assert sum(b["veiled_samples"] for b in by_kind.values()) == report["auroc"]["veiled_samples"]
+    assert by_kind["noise"]["terms"]["jitter"] >= 0.95
+    assert by_kind["mistrack"]["terms"]["jitter"] < 0.8
+    for term in ("shape", "placement"):
+        assert by_kind["mistrack"]["terms"][term] >= 0.95, term
+    modes = {row["veil_mode"] for row in rows if row["veil_kind"] == "mistrack"}
+    assert set(report["auroc_by_mode"]) == modes and len(modes) >= 3
+    by_id = {row["id"]: row for row in rows}
+    for record in report["samples"]:
+        assert record["veil_kind"] == by_id[record["id"]]["veil_kind"]
+        assert record["veil_mode"] == by_id[record["id"]]["veil_mode"]
+    # a manifest that does not say how the veils were planted: one group, "unspecified"
+    plain = [{k: v for k, v in row.items() if not k.startswith("veil_")} for row in rows]
+    report = tracking_report(PoseStore(path / "poses"), None, plain)
+    assert set(report["auroc_by_kind"]) == {"unspecified"} and "auroc_by_mode" not in report
+    assert report["auroc_by_kind"]["unspecified"]["frames"] == report["auroc"]["frames"]
 
 
 # ---- counterfactual -------------------------------------------------------------------------
@@ -304,6 +381,18 @@ def test_cli_tracking(synnmm: tuple[Path, list[dict]], tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["probe"] == "tracking" and report["overall"]["samples"] == 40
     assert report["settings"]["corpus"] == str(path)
+    assert report["settings"]["terms"] == ["shape", "placement", "jitter"]
+    assert (
+        main(["probe", "tracking", "--corpus", str(path), "--out", str(out), "--terms", "jitter"])
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert (
+        report["settings"]["terms"] == ["jitter"]
+        and "terms:jitter|" in (report["settings"]["signature"])
+    )
+    assert report["auroc_by_kind"]["mistrack"]["frames"] < 0.8  # jitter alone misses it
+    assert report["auroc_by_kind"]["noise"]["frames"] >= 0.95
     test_ids = json.loads((path / "partitions" / "control.json").read_text())["test"]
     assert (
         main(

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from nmmfast.data.synth import NMM_TYPES, Corpus, generate, write_corpus
+from nmmfast.data.synth import MISTRACK_MODES, NMM_TYPES, Corpus, generate, write_corpus
 from nmmfast.data.synth.language import render_text
 
 FACE0 = 23
@@ -341,23 +341,172 @@ def test_face_shape_identifies_signer(corpus: Corpus):
     assert accuracy > 0.9  # chance is 1 / len(names)
 
 
-def test_veiled_faces_are_confident_but_incoherent(corpus: Corpus):
+VEILED = [FACE0 + k for k in range(68) if not 36 <= k <= 47]  # a veil shows only the eyes
+
+
+def _face_frame(px: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame [T, ...] of pixel keypoints: eye centres, inter-ocular distance (the true eyes
+    stay visible under a veil, so they give the face's true size), the veiled points."""
+    right_eye = px[:, FACE0 + 36 : FACE0 + 42].mean(axis=1)
+    left_eye = px[:, FACE0 + 42 : FACE0 + 48].mean(axis=1)
+    return {
+        "left_eye": left_eye,
+        "right_eye": right_eye,
+        "iod": np.linalg.norm(left_eye - right_eye, axis=1),
+        "veiled": px[:, VEILED],
+    }
+
+
+def _veil_step(raw: np.ndarray, row: dict) -> float:
+    """Median frame-to-frame displacement of the veiled points, in inter-ocular distances."""
+    face = _face_frame(_pixels(raw, row)[_valid_frames(raw)])
+    steps = np.linalg.norm(np.diff(face["veiled"], axis=0), axis=-1).mean(axis=-1)
+    return float(np.median(steps / face["iod"][1:]))
+
+
+@pytest.fixture(scope="module")
+def noise_corpus() -> Corpus:
+    return generate(96, seed=5, veil="noise")
+
+
+def test_noise_veil_is_confident_but_incoherent(noise_corpus: Corpus):
     face_change = {True: [], False: []}
     eye_change = {True: [], False: []}
     veiled_scores = []
-    rest = [k for k in range(68) if not 36 <= k <= 47]
-    for raw, row in zip(corpus.poses, corpus.rows, strict=True):
+    for raw, row in zip(noise_corpus.poses, noise_corpus.rows, strict=True):
+        assert row["veil_kind"] == ("noise" if row["veiled"] else None)
+        assert row["veil_mode"] is None
         valid = _valid_frames(raw)
         px = _pixels(raw, row)[valid]
-        face = _aligned_shape(px[:, [FACE0 + k for k in rest]])
+        face = _aligned_shape(px[:, VEILED])
         eyes = _aligned_shape(px[:, FACE0 + 36 : FACE0 + 48])
         face_change[row["veiled"]].append(np.median(np.linalg.norm(np.diff(face, axis=0), axis=-1)))
         eye_change[row["veiled"]].append(np.median(np.linalg.norm(np.diff(eyes, axis=0), axis=-1)))
         if row["veiled"]:
-            veiled_scores.append(np.median(raw[valid][:, [FACE0 + k for k in rest], 2]))
+            veiled_scores.append(np.median(raw[valid][:, VEILED, 2]))
     assert np.min(face_change[True]) > 5 * np.max(face_change[False])
     assert np.median(eye_change[True]) < 2 * np.median(eye_change[False])
     assert np.min(veiled_scores) > 0.7
+
+
+def test_mistrack_veil_is_smooth_and_confident(corpus: Corpus, noise_corpus: Corpus):
+    """The mistracked face moves like a tracked face (recording jitter and slow drift), some thirty
+    times less from frame to frame than the noise veil, at the scores of a real face."""
+    steps: dict[str, list[float]] = {"mistrack": [], "noise": [], "none": []}
+    scores, eye_change, plain_eye_change = [], [], []
+    for raw, row in zip(corpus.poses, corpus.rows, strict=True):
+        assert row["veil_kind"] == ("mistrack" if row["veiled"] else None)
+        assert (row["veil_mode"] in MISTRACK_MODES) == row["veiled"]
+        steps[row["veil_kind"] or "none"].append(_veil_step(raw, row))
+        valid = _valid_frames(raw)
+        eyes = _aligned_shape(_pixels(raw, row)[valid][:, FACE0 + 36 : FACE0 + 48])
+        change = np.median(np.linalg.norm(np.diff(eyes, axis=0), axis=-1))
+        (eye_change if row["veiled"] else plain_eye_change).append(change)
+        if row["veiled"]:
+            scores.append(np.median(raw[valid][:, VEILED, 2]))
+    for raw, row in zip(noise_corpus.poses, noise_corpus.rows, strict=True):
+        if row["veiled"]:
+            steps["noise"].append(_veil_step(raw, row))
+    assert len(steps["mistrack"]) >= 30
+    assert {row["veil_mode"] for row in corpus.rows if row["veiled"]} == set(MISTRACK_MODES)
+    assert np.max(steps["mistrack"]) < 0.1 * np.min(steps["noise"])
+    assert np.median(steps["mistrack"]) < 1.5 * np.median(steps["none"])
+    assert np.min(scores) > 0.7
+    # the eyes, which the veil shows, are tracked as well as anyone's
+    assert np.median(eye_change) < 2 * np.median(plain_eye_change)
+
+
+def test_mistrack_is_a_wrong_but_plausible_face(corpus: Corpus):
+    """Each mode is a face (up to similarity, or a reflection for "mirror"), wrong in its own
+    way against the true eyes and the body's nose: collapsed to a fraction of the face's size,
+    below the nose, with the jaw's ends swapped, or turned against the eye line."""
+    from nmmfast.probes.tracking import CANONICAL_FACE, procrustes_distance
+
+    template = CANONICAL_FACE[[k - FACE0 for k in VEILED]]
+    measures: dict[str, list[dict[str, float]]] = {}
+    for raw, row in zip(corpus.poses, corpus.rows, strict=True):
+        px = _pixels(raw, row)[_valid_frames(raw)]
+        face = _face_frame(px)
+        veiled, iod = face["veiled"], face["iod"]
+        centre = veiled.mean(axis=1)
+        jaw = px[:, FACE0 + 16] - px[:, FACE0]  # face-0 -> face-16: image left to right
+        eye_line = face["left_eye"] - face["right_eye"]
+        turn = np.angle((jaw[:, 0] + 1j * jaw[:, 1]) / (eye_line[:, 0] + 1j * eye_line[:, 1]))
+        mirrored = np.stack([-veiled[..., 0], veiled[..., 1]], axis=-1)
+        measures.setdefault(row["veil_mode"] or "none", []).append(
+            {
+                "spread": np.median(
+                    np.sqrt(((veiled - centre[:, None]) ** 2).sum(-1).mean(-1)) / iod
+                ),
+                "below_nose": np.median((centre[:, 1] - px[:, 0, 1]) / iod),
+                "turn": np.degrees(np.median(np.abs(turn))),
+                "shape": np.median(procrustes_distance(veiled, template)),
+                "mirrored_shape": np.median(procrustes_distance(mirrored, template)),
+            }
+        )
+
+    def values(mode: str, key: str) -> np.ndarray:
+        return np.array([m[key] for m in measures[mode]])
+
+    # the true faces, for reference
+    assert values("none", "spread").min() > 0.6
+    assert np.abs(values("none", "below_nose")).max() < 0.3
+    assert values("none", "turn").max() < 5.0
+    assert values("none", "shape").max() < 0.1
+    # wrong ...
+    assert values("collapse", "spread").max() < 0.3 * values("none", "spread").min()
+    assert values("shift", "below_nose").min() > 0.5
+    assert values("mirror", "turn").min() > 150.0  # face-0 on the image right
+    assert values("rotate", "turn").min() > 40.0
+    # ... but face-shaped (a collapsed face is too small for its shape to outlast the jitter)
+    for mode in ("shift", "rotate"):
+        assert values(mode, "shape").max() < 0.1, mode
+    assert values("mirror", "mirrored_shape").max() < 0.1
+    assert values("mirror", "shape").min() > 0.5
+
+
+def test_mistracked_points_carry_no_marker(corpus: Corpus):
+    """A veil's mistracked face follows the body, not the head: the head shake of a negation
+    moves the body's nose, not the mistracked points."""
+    nose_ratios, veil_ratios = [], []
+    for raw, row in zip(corpus.poses, corpus.rows, strict=True):
+        if not row["veiled"] or _span(row, "negation") is None:
+            continue
+        px, valid = _pixels(raw, row), _valid_frames(raw)
+        shoulders = px[:, 5:7, 0].mean(axis=1)
+        for points, ratios in ((px[:, [0]], nose_ratios), (px[:, VEILED], veil_ratios)):
+            sideways = points[..., 0].mean(axis=1) - shoulders
+            inside, outside = _inside_outside(row, "negation", sideways, valid)
+            if len(inside) >= 8 and len(outside) >= 8:
+                ratios.append(inside.std() / outside.std())
+    assert len(veil_ratios) >= 5
+    assert np.median(nose_ratios) > 4
+    assert np.median(veil_ratios) < 1.5
+
+
+def test_both_veil_kinds_are_planted_and_recorded():
+    mixed = generate(64, seed=3, veil="mistrack,noise")
+    noise_only = generate(64, seed=3, veil="noise")
+    mistrack_only = generate(64, seed=3, veil=["mistrack"])
+    assert mixed.settings["veil"] == "mistrack,noise"
+    kinds = [s.veil_kind for s in mixed.signers if s.veiled]
+    assert kinds == ["mistrack", "noise", "mistrack", "noise"]  # veiled signers take turns
+    assert all(s.veil_kind is None for s in mixed.signers if not s.veiled)
+    described = {s["code"]: s for s in mixed.describe()["signers"]}
+    for signer in mixed.signers:
+        assert described[signer.code]["veil_kind"] == signer.veil_kind
+    # the kind of veil changes nothing else: each clip is the one of the corpus of its kind
+    for i, row in enumerate(mixed.rows):
+        assert row["veil_kind"] == described[row["signer"]]["veil_kind"]
+        assert (row["veil_mode"] is not None) == (row["veil_kind"] == "mistrack")
+        same_as = noise_only if row["veil_kind"] == "noise" else mistrack_only
+        assert mixed.poses[i].tobytes() == same_as.poses[i].tobytes(), row["id"]
+        if not row["veiled"]:
+            assert mixed.poses[i].tobytes() == noise_only.poses[i].tobytes()
+    with pytest.raises(ValueError, match="veil"):
+        generate(4, veil="blur")
+    with pytest.raises(ValueError, match="veil"):
+        generate(4, veil=[])
 
 
 def test_dominant_hand_follows_handedness(corpus: Corpus):

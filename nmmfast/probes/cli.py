@@ -87,6 +87,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="frame score above which a face is incoherent (default 0.3)",
     )
     tracking.add_argument(
+        "--terms",
+        default=None,
+        help="comma-separated terms whose largest is the frame score "
+        "(default shape,placement,jitter)",
+    )
+    tracking.add_argument(
         "--frame-scores", action="store_true", help="also write every frame's score"
     )
     counterfactual = parser.add_argument_group("counterfactual")
@@ -152,7 +158,7 @@ def run_cli(args: argparse.Namespace) -> int:
         "split": args.split if args.partition else None,
     }
     if args.probe == "tracking":
-        from nmmfast.probes.tracking import FLAG_THRESHOLD, tracking_report
+        from nmmfast.probes.tracking import FLAG_THRESHOLD, TERMS, tracking_report
 
         result = tracking_report(
             corpus.store,
@@ -160,14 +166,18 @@ def run_cli(args: argparse.Namespace) -> int:
             corpus.rows,
             template=args.template,
             threshold=FLAG_THRESHOLD if args.threshold is None else args.threshold,
+            terms=args.terms.split(",") if args.terms else TERMS,
             frame_scores=args.frame_scores,
         )
-        auc = result.get("auroc", {})
-        line = f"{result['overall']['flagged_samples']}/{len(ids)} samples flagged" + (
-            f", veiled AUROC frames {auc['frames']:.3f} samples {auc['samples']:.3f}"
-            if auc.get("frames") is not None
-            else ""
-        )
+        line = f"{result['overall']['flagged_samples']}/{len(ids)} samples flagged"
+        kinds = result.get("auroc_by_kind", {})
+        if len(kinds) == 1:
+            blocks = {f"veiled ({next(iter(kinds))})": result["auroc"]}
+        else:
+            blocks = {"veiled": result.get("auroc", {}), **kinds}
+        for name, auc in blocks.items():
+            if auc.get("frames") is not None and auc.get("samples") is not None:
+                line += f", {name} AUROC frames {auc['frames']:.3f} samples {auc['samples']:.3f}"
     elif args.probe == "counterfactual":
         from nmmfast.probes.counterfactual import DEFAULT_REGIONS, counterfactual_probe
 

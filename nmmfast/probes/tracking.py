@@ -1,8 +1,9 @@
 """Tracking-failure probe: how far each frame's face-68 keypoints are from being a face.
 
-A frame scores its face shape against a canonical face after similarity (Procrustes) alignment and
-against its neighbouring frames (temporal jitter); `tracking_report` flags samples and signers and,
-when the manifest plants which signers are veiled, measures how well the score separates them.
+A frame scores its face shape against a canonical face after similarity (Procrustes) alignment, the
+face's placement against the body's own head keypoints, and its agreement with the neighbouring
+frames (temporal jitter); `tracking_report` flags samples and signers and, when the manifest plants
+which signers are veiled (and how), measures how well the score separates them.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ __all__ = [
     "estimate_canonical_face",
     "face_coherence",
     "face_coherence_parts",
+    "placement_distance",
     "procrustes_distance",
     "tracking_report",
 ]
 
 FACE_COCO = np.arange(23, 91)  # COCO-WholeBody indices of face-68 points 0..67
+# the body part's own head keypoints (nose, left eye, right eye) and the face-68 points that name
+# the same places: the nose tip, and the eyes' rings (the subject's left eye is face-42..47)
+HEAD_COCO = np.array([0, 1, 2])
+HEAD_FACE_POINTS = ((30,), tuple(range(42, 48)), tuple(range(36, 42)))
 SCORE_THRESHOLD = 0.3  # a face point is used iff its score is above it (as in normalisation)
 MIN_POINTS = 8  # fewer confident face points than this: no face in the frame (score NaN)
-JITTER_WEIGHT = 0.5  # weight of the temporal term in the frame score
+TERMS = ("shape", "placement", "jitter")  # the frame score is the largest of these
 FLAG_THRESHOLD = 0.3  # frame score above it: incoherent face
 FLAG_SAMPLE_SHARE = 0.5  # sample flagged when more than this share of its scored frames is
 
@@ -99,19 +105,85 @@ def procrustes_distance(
     return np.where(enough, np.clip(distance, 0.0, 1.0), np.nan)
 
 
+def placement_distance(
+    shapes: np.ndarray,
+    weights: np.ndarray,
+    head: np.ndarray,
+    head_weights: np.ndarray,
+    template: np.ndarray,
+) -> np.ndarray:
+    """How far a face sits from where the body's own head keypoints put it.
+
+    The template is fitted to each face by similarity (weighted least squares), which places the
+    template's nose tip and eye centres (`HEAD_FACE_POINTS`) on the frame; those are compared
+    with the body's nose, left eye and right eye (`HEAD_COCO`). A face of the wrong size, in the
+    wrong place, turned or mirrored predicts them wrongly, however face-like its shape.
+
+    shapes: float [N, 68, 2]; weights: float [N, 68] (>= 0); head: float [N, 3, 2], the body's
+    nose, left eye, right eye; head_weights: float [N, 3] (> 0 where confident); template:
+    float [68, 2].
+    Returns float64 [N] in [0, 1]: e / (e + sqrt(s_body · s_face)), where e is the summed squared
+    distance between the face's and the body's head points and s_body, s_face the two
+    triangles' own summed squared spreads about their means. Symmetric between face and body
+    (neither is taken for the truth): a face k times too large or too small scores
+    (k - 1)² / ((k - 1)² + k), 1/3 at k = 2 or 1/2; a face collapsed to a point, or far from the
+    head, tends to 1. NaN where fewer than 3 face points carry weight, a head point is not
+    confident or the body's head points have no spread.
+    """
+    shapes = np.asarray(shapes, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    template = np.asarray(template, dtype=np.float64)
+    landmarks = _complex_points(
+        np.stack([template[list(points)].mean(axis=0) for points in HEAD_FACE_POINTS])
+    )
+    z_shape, z_ref = _complex_points(shapes), _complex_points(template)[None]
+    z_head = _complex_points(np.asarray(head, dtype=np.float64))
+    total = weights.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape_mean = (weights * z_shape).sum(axis=1, keepdims=True) / total
+        ref_mean = (weights * z_ref).sum(axis=1, keepdims=True) / total
+        centred_ref = z_ref - ref_mean
+        a = (weights * np.conj(centred_ref) * (z_shape - shape_mean)).sum(axis=1) / (
+            weights * np.abs(centred_ref) ** 2
+        ).sum(axis=1)
+        predicted = a[:, None] * (landmarks[None] - ref_mean) + shape_mean
+        error = (np.abs(predicted - z_head) ** 2).sum(axis=1)
+        spread = (np.abs(z_head - z_head.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        face_spread = (np.abs(predicted - predicted.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        distance = error / (error + np.sqrt(spread * face_spread))
+    usable = (
+        ((weights > 0).sum(axis=1) >= 3)
+        & (np.asarray(head_weights) > 0).all(axis=1)
+        & (spread > 0)
+        & np.isfinite(distance)
+    )
+    return np.where(usable, distance, np.nan)
+
+
 def _face_points(
     raw: np.ndarray, width: float | None, height: float | None, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Face-68 points in pixels (or frame units) [T, 68, 2] and their use weights [T, 68]."""
+    return _points(raw, FACE_COCO, width, height, threshold)
+
+
+def _points(
+    raw: np.ndarray,
+    coco: np.ndarray,
+    width: float | None,
+    height: float | None,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints `coco` in pixels (or frame units) [T, K, 2] and their use weights [T, K]."""
     raw = np.asarray(raw)
     if raw.ndim != 3 or raw.shape[1:] != (133, 3):
         raise ValueError(
             f"face_coherence: raw must be [T, 133, 3] (x / width, y / height, score), "
             f"got shape {raw.shape}"
         )
-    face = raw[:, FACE_COCO].astype(np.float64)
-    xy = face[..., :2] * np.array([width or 1.0, height or 1.0])
-    confident = (face[..., 2] > threshold) & np.isfinite(xy).all(axis=-1)
+    points = raw[:, coco].astype(np.float64)
+    xy = points[..., :2] * np.array([width or 1.0, height or 1.0])
+    confident = (points[..., 2] > threshold) & np.isfinite(xy).all(axis=-1)
     return np.where(confident[..., None], xy, 0.0), confident.astype(np.float64)
 
 
@@ -122,7 +194,7 @@ def face_coherence(
     height: float | None = None,
     template: np.ndarray | None = None,
     threshold: float = SCORE_THRESHOLD,
-    jitter_weight: float = JITTER_WEIGHT,
+    terms: Sequence[str] = TERMS,
     min_points: int = MIN_POINTS,
 ) -> np.ndarray:
     """Per-frame face incoherence of one raw pose (higher = less like a face that holds together).
@@ -130,13 +202,21 @@ def face_coherence(
     raw: float [T, 133, 3], COCO-WholeBody (x / width, y / height, score), as in the pose store.
     width, height: the frame size in pixels (so the face keeps its aspect); None = square frame.
     template: float [68, 2] canonical face (default `CANONICAL_FACE`; see
-    `estimate_canonical_face`). Only face points with score > `threshold` are used.
+    `estimate_canonical_face`). Only points with score > `threshold` are used.
 
-    Returns float64 [T] in [0, 1]: (1 - w) · shape + w · jitter, w = `jitter_weight`, where
-    shape is the Procrustes distance to the template and jitter the smaller Procrustes distance to
-    the previous or next frame (over points confident in both; shape alone where neither
-    neighbour has a face). NaN where the frame has fewer than `min_points` confident face points
-    (no face to judge). `face_coherence_parts` returns the two terms as well.
+    Returns float64 [T] in [0, 1]: the largest of the `terms` (default all three), each 0 for a
+    face that holds together:
+      shape: Procrustes distance of the face-68 to the template (`procrustes_distance`);
+      placement: how far the face, fitted by the template, puts the nose tip and eyes from the
+        body's own nose and eyes (`placement_distance`): a face-shaped face of the wrong size,
+        in the wrong place, or turned or mirrored;
+      jitter: the smaller Procrustes distance to the previous or next frame (over points
+        confident in both): a face that is not the same face from frame to frame.
+    The largest, not the mean: a face that fails one way is not rescued by passing the others.
+    A term is left out of a frame where it is undefined (placement without confident body nose
+    and eyes; jitter without a face in either neighbouring frame). NaN where the frame has fewer
+    than `min_points` confident face points (no face to judge), or where every chosen term is
+    undefined. `face_coherence_parts` returns the terms as well.
     """
     return face_coherence_parts(
         raw,
@@ -144,7 +224,7 @@ def face_coherence(
         height=height,
         template=template,
         threshold=threshold,
-        jitter_weight=jitter_weight,
+        terms=terms,
         min_points=min_points,
     )["score"]
 
@@ -156,17 +236,25 @@ def face_coherence_parts(
     height: float | None = None,
     template: np.ndarray | None = None,
     threshold: float = SCORE_THRESHOLD,
-    jitter_weight: float = JITTER_WEIGHT,
+    terms: Sequence[str] = TERMS,
     min_points: int = MIN_POINTS,
 ) -> dict[str, np.ndarray]:
-    """`face_coherence` and its terms: {"score", "shape", "jitter"}, each float64 [T] (NaN where
-    undefined: no face in the frame; for jitter also no face in either neighbouring frame)."""
+    """`face_coherence` and its terms: {"score", "shape", "placement", "jitter"}, each float64 [T]
+    (NaN where undefined: no face in the frame; for placement also no confident body nose and
+    eyes, for jitter no face in either neighbouring frame). Every term is computed whatever
+    `terms` holds; `terms` only chooses those the score takes the largest of."""
+    terms = tuple(terms)
+    if not terms or any(term not in TERMS for term in terms):
+        raise ValueError(f"face_coherence: terms must be among {TERMS}, got {terms}")
     points, weights = _face_points(raw, width, height, threshold)
     template = CANONICAL_FACE if template is None else np.asarray(template, dtype=np.float64)
     if template.shape != (68, 2):
         raise ValueError(f"face_coherence: template must be [68, 2], got {template.shape}")
     has_face = weights.sum(axis=1) >= min_points
     shape = np.where(has_face, procrustes_distance(points, template, weights), np.nan)
+    head, head_weights = _points(raw, HEAD_COCO, width, height, threshold)
+    placement = placement_distance(points, weights, head, head_weights, template)
+    placement = np.where(has_face, placement, np.nan)
     n_frames = points.shape[0]
     jitter = np.full(n_frames, np.nan)
     if n_frames > 1:
@@ -180,10 +268,12 @@ def face_coherence_parts(
         with np.errstate(invalid="ignore"):
             lowest = np.fmin(neighbours[:, 0], neighbours[:, 1])
         jitter = np.where(has_face, lowest, np.nan)
-    score = np.where(
-        np.isnan(jitter), shape, (1.0 - jitter_weight) * shape + jitter_weight * jitter
-    )
-    return {"score": score, "shape": shape, "jitter": jitter}
+    parts = {"shape": shape, "placement": placement, "jitter": jitter}
+    score = np.full(n_frames, np.nan)
+    for term in terms:
+        score = np.fmax(score, parts[term])  # NaN only where every chosen term is
+    score = np.where(has_face, score, np.nan)
+    return {"score": score, **parts}
 
 
 def estimate_canonical_face(
@@ -277,7 +367,7 @@ def tracking_report(
     template: str | np.ndarray = "builtin",
     threshold: float = FLAG_THRESHOLD,
     sample_share: float = FLAG_SAMPLE_SHARE,
-    jitter_weight: float = JITTER_WEIGHT,
+    terms: Sequence[str] = TERMS,
     score_threshold: float = SCORE_THRESHOLD,
     examples: int = 8,
     frame_scores: bool = False,
@@ -286,25 +376,35 @@ def tracking_report(
 
     store: a `PoseStore` (or any mapping id -> raw [T, 133, 3] with `meta(id)` giving signer,
     width, height). manifest_rows: manifest rows (list or id -> row); their `veiled` field is the
-    planted truth the AUROCs are measured against. template: "builtin" (`CANONICAL_FACE`),
-    "corpus" (`estimate_canonical_face` over these samples) or a [68, 2] array.
+    planted truth the AUROCs are measured against, `veil_kind` and `veil_mode` (SynNMM's) how the
+    veiled faces were planted. template: "builtin" (`CANONICAL_FACE`), "corpus"
+    (`estimate_canonical_face` over these samples) or a [68, 2] array. terms: the terms of
+    `face_coherence` whose largest is the frame score.
     A frame is incoherent when its `face_coherence` score exceeds `threshold`; a sample is flagged
     when more than `sample_share` of its scored frames are.
 
     Returns a JSON-ready dict:
       probe: "tracking"; settings: every setting that moves a number;
       samples: [{id, signer, frames, scored_frames, no_face_frames, incoherent_frames,
-                 incoherent_share, score_mean, score_median, score_p90, flagged, veiled?}];
+                 incoherent_share, score_mean, score_median, score_p90, flagged, veiled?,
+                 veil_kind?, veil_mode?}];
       signers: {signer: {samples, frames, no_face_share, incoherent_share, flagged_samples,
-                 score_mean, score_median, veiled?}};
+                 score_mean, score_median, veiled?, veil_kind?}};
       overall: {samples, frames, scored_frames, no_face_frames, incoherent_share, flagged_samples};
-      auroc: {frames, samples, veiled_samples, unveiled_samples} (present when the manifest has
-             `veiled`): frame-level AUROC of the score for veiled signers' frames, and sample-level
-             AUROC of each sample's median score;
+      auroc (present when the manifest has `veiled`): {frames, samples, terms, veiled_samples,
+             unveiled_samples, veiled_incoherent_share, veiled_flagged_share}: frame-level AUROC
+             of the score for veiled signers' frames against unveiled ones, sample-level AUROC of
+             each sample's median score, the frame-level AUROC of each term alone ({shape,
+             placement, jitter}), and the share of the veiled frames over `threshold` and of the
+             veiled samples flagged;
+      auroc_by_kind (with `auroc`): {kind: the same, for the veiled samples of one `veil_kind`
+             ("unspecified" where the manifest does not say) against all unveiled samples};
+      auroc_by_mode (where the manifest has `veil_mode`): {mode: the same, per mode};
       examples: the `examples` most incoherent frames, one per sample: [{id, frame, score}];
       frame_scores (only with `frame_scores=True`): {id: [score or None per frame]}.
     """
     ids = list(store.ids() if ids is None else ids)
+    terms = tuple(terms)
     rows: dict[str, Mapping[str, Any]] = {}
     if manifest_rows is not None:
         if isinstance(manifest_rows, Mapping):
@@ -333,20 +433,19 @@ def tracking_report(
         template_array = np.asarray(template, dtype=np.float64)
 
     samples: list[dict[str, Any]] = []
-    all_scores: list[np.ndarray] = []
-    scores_by_id: dict[str, np.ndarray] = {}
+    parts_by_id: dict[str, dict[str, np.ndarray]] = {}
     for sample_id in ids:
         width, height = size(sample_id)
-        scores = face_coherence(
+        parts = face_coherence_parts(
             store[sample_id],
             width=width,
             height=height,
             template=template_array,
             threshold=score_threshold,
-            jitter_weight=jitter_weight,
+            terms=terms,
         )
-        scores_by_id[sample_id] = scores
-        all_scores.append(scores)
+        parts_by_id[sample_id] = parts
+        scores = parts["score"]
         scored = ~np.isnan(scores)
         with np.errstate(invalid="ignore"):
             incoherent = int((scores > threshold).sum())
@@ -366,17 +465,24 @@ def tracking_report(
             "score_p90": stats["p90"],
             "flagged": bool(share is not None and share > sample_share),
         }
-        if sample_id in rows and "veiled" in rows[sample_id]:
-            record["veiled"] = bool(rows[sample_id]["veiled"])
+        row = rows.get(sample_id, {})
+        if "veiled" in row:
+            record["veiled"] = bool(row["veiled"])
+        for key in ("veil_kind", "veil_mode"):
+            if key in row:
+                record[key] = row[key]
         samples.append(record)
+    scores_by_id = {sample_id: parts["score"] for sample_id, parts in parts_by_id.items()}
 
     signers: dict[str, dict[str, Any]] = {}
     for record in samples:
         key = str(record["signer"])
-        entry = signers.setdefault(key, {"ids": [], "veiled": set()})
+        entry = signers.setdefault(key, {"ids": [], "veiled": set(), "kinds": set()})
         entry["ids"].append(record["id"])
         if "veiled" in record:
             entry["veiled"].add(record["veiled"])
+        if record.get("veil_kind") is not None:
+            entry["kinds"].add(record["veil_kind"])
     signer_summary: dict[str, dict[str, Any]] = {}
     by_id = {record["id"]: record for record in samples}
     for key in sorted(signers):
@@ -397,24 +503,27 @@ def tracking_report(
         }
         if signers[key]["veiled"]:
             summary["veiled"] = any(signers[key]["veiled"])
+        if signers[key]["kinds"]:
+            summary["veil_kind"] = ",".join(sorted(signers[key]["kinds"]))
         signer_summary[key] = summary
 
-    frame_all = np.concatenate(all_scores) if all_scores else np.zeros(0)
+    frame_all = np.concatenate(list(scores_by_id.values())) if scores_by_id else np.zeros(0)
     n_scored = int((~np.isnan(frame_all)).sum())
     with np.errstate(invalid="ignore"):
         n_incoherent = int((frame_all > threshold).sum())
+    template_name = template if isinstance(template, str) else "array"
     result: dict[str, Any] = {
         "probe": "tracking",
         "settings": {
-            "template": template if isinstance(template, str) else "array",
+            "template": template_name,
             "threshold": threshold,
             "sample_share": sample_share,
-            "jitter_weight": jitter_weight,
+            "terms": list(terms),
             "score_threshold": score_threshold,
             "min_points": MIN_POINTS,
             "signature": (
-                f"tracking|template:{template if isinstance(template, str) else 'array'}"
-                f"|jitter:{jitter_weight}|thr:{threshold}|share:{sample_share}"
+                f"tracking|template:{template_name}|terms:{'+'.join(terms)}|combine:max"
+                f"|thr:{threshold}|share:{sample_share}"
                 f"|conf:{score_threshold}|min_points:{MIN_POINTS}"
             ),
         },
@@ -429,21 +538,23 @@ def tracking_report(
             "flagged_samples": sum(record["flagged"] for record in samples),
         },
     }
-    truth = [record for record in samples if "veiled" in record]
-    if truth and len(truth) == len(samples):
-        frame_labels = np.concatenate(
-            [np.full(len(scores_by_id[r["id"]]), r["veiled"]) for r in truth]
-        )
-        medians = np.array(
-            [np.nan if r["score_median"] is None else r["score_median"] for r in truth]
-        )
-        labels = np.array([r["veiled"] for r in truth])
-        result["auroc"] = {
-            "frames": _none_if_nan(auroc(frame_all, frame_labels)),
-            "samples": _none_if_nan(auroc(medians, labels)),
-            "veiled_samples": int(labels.sum()),
-            "unveiled_samples": int((~labels).sum()),
-        }
+    if samples and all("veiled" in record for record in samples):
+        unveiled = [r for r in samples if not r["veiled"]]
+        veiled = [r for r in samples if r["veiled"]]
+
+        def block(positives: list[dict[str, Any]]) -> dict[str, Any]:
+            return _veil_auroc(positives, unveiled, parts_by_id, threshold)
+
+        result["auroc"] = block(veiled)
+        kinds: dict[str, list[dict[str, Any]]] = {}
+        modes: dict[str, list[dict[str, Any]]] = {}
+        for record in veiled:
+            kinds.setdefault(record.get("veil_kind") or "unspecified", []).append(record)
+            if record.get("veil_mode") is not None:
+                modes.setdefault(record["veil_mode"], []).append(record)
+        result["auroc_by_kind"] = {kind: block(kinds[kind]) for kind in sorted(kinds)}
+        if modes:
+            result["auroc_by_mode"] = {mode: block(modes[mode]) for mode in sorted(modes)}
     worst = []
     for sample_id, scores in scores_by_id.items():
         if np.isnan(scores).all():
@@ -458,3 +569,39 @@ def tracking_report(
             for sample_id, scores in scores_by_id.items()
         }
     return result
+
+
+def _veil_auroc(
+    positives: list[dict[str, Any]],
+    negatives: list[dict[str, Any]],
+    parts_by_id: Mapping[str, Mapping[str, np.ndarray]],
+    threshold: float,
+) -> dict[str, Any]:
+    """AUROCs of veiled samples `positives` against unveiled `negatives` (sample records)."""
+    members = positives + negatives
+
+    def frames(name: str) -> np.ndarray:
+        arrays = [parts_by_id[r["id"]][name] for r in members]
+        return np.concatenate(arrays) if arrays else np.zeros(0)
+
+    frame_labels = np.concatenate(
+        [np.full(len(parts_by_id[r["id"]]["score"]), r["veiled"]) for r in members]
+        or [np.zeros(0, dtype=bool)]
+    )
+    medians = np.array(
+        [np.nan if r["score_median"] is None else r["score_median"] for r in members]
+    )
+    labels = np.array([r["veiled"] for r in members], dtype=bool)
+    positive_scores = frames("score")[frame_labels]
+    scored = positive_scores[~np.isnan(positive_scores)]
+    return {
+        "frames": _none_if_nan(auroc(frames("score"), frame_labels)),
+        "samples": _none_if_nan(auroc(medians, labels)),
+        "terms": {term: _none_if_nan(auroc(frames(term), frame_labels)) for term in TERMS},
+        "veiled_samples": len(positives),
+        "unveiled_samples": len(negatives),
+        "veiled_incoherent_share": float((scored > threshold).mean()) if len(scored) else None,
+        "veiled_flagged_share": (
+            sum(r["flagged"] for r in positives) / len(positives) if positives else None
+        ),
+    }

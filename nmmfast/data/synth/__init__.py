@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +26,15 @@ from nmmfast.data.synth.body import (
     FACE0,
     HEAD_BODY,
     LEFT_HAND0,
+    MISTRACK_MODES,
     MOUTH,
     RIGHT_HAND0,
+    VEIL_KINDS,
     VEILED_FACE,
     Signer,
     SignerTable,
     make_signers,
+    mistracked_face,
     pose_body_units,
 )
 from nmmfast.data.synth.language import (
@@ -45,7 +48,9 @@ from nmmfast.data.synth.language import (
 )
 
 __all__ = [
+    "MISTRACK_MODES",
     "NMM_TYPES",
+    "VEIL_KINDS",
     "Corpus",
     "Lexicon",
     "Sentence",
@@ -69,7 +74,7 @@ class Corpus:
 
     poses[i] is sample i's raw pose, [T_i, 133, 3] float32 (x / width, y / height, score);
     rows[i] its manifest row (id, signer, sentence, gloss, text, frames, fps, width, height,
-    source, handedness, veiled, nmm, signs, repetition).
+    source, handedness, veiled, veil_kind, veil_mode, nmm, signs, repetition).
     """
 
     poses: list[np.ndarray]
@@ -185,6 +190,7 @@ def generate(
     *,
     n_signers: int = 16,
     n_veiled: int = 4,
+    veil: str | Sequence[str] = "mistrack",
     n_left_handed: int = 3,
     n_glosses: int = 64,
     n_sentences: int = 240,
@@ -206,7 +212,17 @@ def generate(
         seed: every random draw follows from it (lexicon, sentences, signers and samples use
             separate streams, so changing `n_samples` keeps the lexicon, sentences and signers).
         n_signers, n_veiled, n_left_handed: signers, how many wear a face veil (all face points
-            but the eyes confidently wrong and incoherent) and how many sign left-handed.
+            but the eyes confidently wrong) and how many sign left-handed.
+        veil: how the pose estimator gets a veiled face wrong, one of VEIL_KINDS or several
+            (a sequence or a comma-separated string, e.g. "mistrack,noise": the veiled signers
+            take them in turn). "mistrack": per clip, one of MISTRACK_MODES, a generic face
+            collapsed to 5..35 % of its size, shifted onto the chin, neck or upper chest,
+            mirrored left-right, or turned 45..180°, drifting, breathing and turning slowly
+            (sums of 0.1..0.5 Hz sinusoids; only the recording jitter changes from frame to
+            frame), placed by the body, not the head, so it carries no marker; scores those of
+            a real face, lowered by 0..0.1 per clip; the row's `veil_mode` names the mode.
+            "noise": the points land anywhere on the head, anew every frame, with scores
+            0.75..0.95 (only their mean follows the head). Either way the eyes stay right.
         n_glosses: lexicon size (16..MAX_GLOSSES); n_sentences: distinct gloss strings, each of
             `min_glosses`..`max_glosses` glosses.
         question_rate, negation_rate: share of clips signed as a yes/no question (brow raise and
@@ -240,11 +256,13 @@ def generate(
         raise ValueError(f"n_sentences must be in [1, 9999] (four-digit ids), got {n_sentences}")
     if jitter_px < 0:
         raise ValueError(f"jitter_px must be >= 0, got {jitter_px}")
+    veil_kinds = _veil_kinds(veil)
     settings = {
         "n_samples": n_samples,
         "seed": seed,
         "n_signers": n_signers,
         "n_veiled": n_veiled,
+        "veil": ",".join(veil_kinds),
         "n_left_handed": n_left_handed,
         "n_glosses": n_glosses,
         "n_sentences": n_sentences,
@@ -258,16 +276,19 @@ def generate(
         "missing_frame_rate": missing_frame_rate,
         "occlusion_rate": occlusion_rate,
     }
-    seeds = np.random.SeedSequence(seed).spawn(6)
+    # the veil has its own stream (the seventh child: the first six are as they always were), so
+    # the kind of veil changes nothing else
+    seeds = np.random.SeedSequence(seed).spawn(7)
     lexicon_rng, sentence_rng, signer_rng, sample_rng, noise_rng = map(
         np.random.default_rng, seeds[:5]
     )
+    veil_rng = np.random.default_rng(seeds[6])
 
     lexicon = build_lexicon(n_glosses, lexicon_rng)
     sentences = build_sentences(
         lexicon, n_sentences, sentence_rng, min_glosses=min_glosses, max_glosses=max_glosses
     )
-    signers = make_signers(n_signers, n_veiled, n_left_handed, signer_rng)
+    signers = make_signers(n_signers, n_veiled, n_left_handed, signer_rng, veil_kinds)
     table = trajectory_table(lexicon).astype(np.float32)
     rest = len(lexicon)
     plan = _plan_samples(
@@ -279,6 +300,11 @@ def generate(
         rates=(question_rate, negation_rate, intensifier_rate),
     )
     frames = _frame_parameters(plan, signers, table, rest, sample_rng)
+    frames["mistrack"] = _mistrack_parameters(frames, veil_rng)
+    modes = frames["mistrack"]["clip_mode"]
+    for s, sample in enumerate(plan):
+        if sample["row"]["veil_kind"] == "mistrack":
+            sample["row"]["veil_mode"] = MISTRACK_MODES[modes[s]]
     keep = noise_rng.random(frames["count"]) >= missing_frame_rate
     raw = _render(
         frames, keep, signers, noise_rng, seeds[5], jitter_px, drop_frame_rate, occlusion_rate
@@ -394,6 +420,8 @@ def _plan_samples(
             "source": SOURCE,
             "handedness": signer.handedness,
             "veiled": veiled,
+            "veil_kind": signer.veil_kind,
+            "veil_mode": None,
             "repetition": repetition,
             "nmm": nmm_rows,
             "signs": [
@@ -538,6 +566,68 @@ def _frame_parameters(
         "sway": sway,
         "camera": camera,
         "n_samples": n_samples,
+        "t": t,
+    }
+
+
+def _veil_kinds(veil: str | Sequence[str]) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in veil.split(",")) if isinstance(veil, str) else tuple(veil)
+    if not kinds or any(kind not in VEIL_KINDS for kind in kinds):
+        raise ValueError(f"veil must name kinds among {VEIL_KINDS}, got {veil!r}")
+    return kinds
+
+
+def _mistrack_parameters(frames: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Per clip a mistrack mode, per frame where the mistracked face sits (see `mistracked_face`).
+
+    Every clip draws (veiled or not, so the draws do not depend on who is veiled): a mode, its
+    resting placement, and slow wobbles of the placement (two sinusoids per axis), size and angle.
+    Returns {clip_mode [n_samples], mode [F], centre [F, 2], scale [F], angle [F] (radians),
+    score_drop [F]}.
+    """
+    n = frames["n_samples"]
+    sample, t = frames["sample"], frames["t"]
+    clip_mode = rng.integers(0, len(MISTRACK_MODES), n)
+    u = rng.random((n, 5))
+    collapse, shift, mirror, rotate = (clip_mode == MISTRACK_MODES.index(m) for m in MISTRACK_MODES)
+    # resting placement, in face units (half a jaw width) from the resting face centre, y down;
+    # each mode from mild to gross
+    scale0 = np.select(
+        [collapse, shift, mirror],
+        [0.05 + 0.3 * u[:, 0], 0.75 + 0.55 * u[:, 0], 0.9 + 0.2 * u[:, 0]],
+        0.85 + 0.3 * u[:, 0],
+    )
+    centre0 = np.stack([0.2 * (u[:, 1] - 0.5), 0.2 * (u[:, 2] - 0.5)], axis=-1)
+    centre0[collapse, 1] = -0.3 + 0.5 * u[collapse, 2]  # between the eyes and the nose tip
+    centre0[shift, 0] = 1.2 * (u[shift, 1] - 0.5)
+    centre0[shift, 1] = 1.0 + 1.6 * u[shift, 2]  # from the chin down to the upper chest
+    angle0 = np.radians(20.0 * (u[:, 3] - 0.5))
+    turn = np.radians(45.0 + 135.0 * u[:, 3]) * np.where(u[:, 4] < 0.5, -1.0, 1.0)
+    angle0 = np.where(rotate, turn, angle0)
+    # slow wobbles: drift of the centre, breathing of the size, a little turning
+    drift_amp = rng.normal(0.0, 0.06, (n, 2, 2))  # [clip, sinusoid, axis]
+    drift_hz = rng.uniform(0.1, 0.5, (n, 2, 1))
+    drift_phase = rng.uniform(0.0, 2 * np.pi, (n, 2, 2))
+    size_hz, size_phase = rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 2 * np.pi, n)
+    turn_hz, turn_phase = rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 2 * np.pi, n)
+    score_drop = rng.uniform(0.0, 0.1, n)
+
+    tt = t[:, None, None]
+    drift = drift_amp[sample] * np.sin(2 * np.pi * drift_hz[sample] * tt + drift_phase[sample])
+    centre = centre0[sample] + drift.sum(axis=1)
+    scale = scale0[sample] * (
+        1.0 + 0.05 * np.sin(2 * np.pi * size_hz[sample] * t + size_phase[sample])
+    )
+    angle = angle0[sample] + np.radians(4.0) * np.sin(
+        2 * np.pi * turn_hz[sample] * t + turn_phase[sample]
+    )
+    return {
+        "clip_mode": clip_mode,
+        "mode": clip_mode[sample],
+        "centre": centre,
+        "scale": scale,
+        "angle": angle,
+        "score_drop": score_drop[sample],
     }
 
 
@@ -606,6 +696,7 @@ def _render(
     neck_y = np.array([s.neck_y for s in signers])
     hand_slices = (slice(LEFT_HAND0, LEFT_HAND0 + 21), slice(RIGHT_HAND0, RIGHT_HAND0 + 21))
     veiled_cols = np.array([FACE0 + k for k in VEILED_FACE])
+    mistrack = frames["mistrack"]
 
     starts = range(0, len(index), _CHUNK_FRAMES)
     chunk_rngs = [np.random.default_rng(s) for s in chunk_seeds.spawn(len(starts))]
@@ -623,16 +714,31 @@ def _render(
             frames["expressions"][chunk],
             frames["sway"][chunk],
         )
-        # veil: face points but the eyes land anywhere on the head, confidently, every frame
-        veiled = table.veiled[signer]
-        if veiled.any():
-            rows = np.flatnonzero(veiled)
-            nose = body[rows, FACE0 + 30][:, None, :]
-            box = rng.random((len(rows), len(veiled_cols), 2), dtype=np.float32)
+        # veil, "noise": face points but the eyes land anywhere on the head, confidently, every
+        # frame; "mistrack": a whole face in a wrong place, size or orientation, moving smoothly.
+        # Every veiled frame draws the noise, whatever its kind, so the kind changes no other draw
+        # (the rest of the corpus stays the same, bit for bit)
+        veiled = np.flatnonzero(table.veiled[signer])
+        is_noise = table.veil_kind[signer[veiled]] == 1 + VEIL_KINDS.index("noise")
+        noisy, mistracked = veiled[is_noise], veiled[~is_noise]
+        if len(veiled):
+            box = rng.random((len(veiled), len(veiled_cols), 2), dtype=np.float32)[is_noise]
             box = 2.0 * box - np.float32(1.0)
             box[..., 1] += np.float32(0.1)
-            box *= table.head_scale[signer[rows]].astype(np.float32)[:, None, None]
-            body[rows[:, None], veiled_cols[None, :]] = nose + box
+            box *= table.head_scale[signer[noisy]].astype(np.float32)[:, None, None]
+            nose = body[noisy, FACE0 + 30][:, None, :]
+            body[noisy[:, None], veiled_cols[None, :]] = nose + box
+        if len(mistracked):
+            frame = chunk[mistracked]
+            body[mistracked[:, None], veiled_cols[None, :]] = mistracked_face(
+                table,
+                signer[mistracked],
+                frames["sway"][frame],
+                mistrack["mode"][frame],
+                mistrack["centre"][frame],
+                mistrack["scale"][frame],
+                mistrack["angle"][frame],
+            )
 
         # body units -> x / width, y / height, with the clip's camera placement
         camera = frames["camera"][sample]
@@ -650,10 +756,13 @@ def _render(
         shortfall = rng.random((n, 133), dtype=np.float32)
         score = _SCORE - 0.25 * shortfall**3
         score[:, 13:23] = rng.uniform(0.01, 0.15, (n, 10))
-        if veiled.any():
-            score[np.ix_(np.flatnonzero(veiled), veiled_cols)] = rng.uniform(
-                0.75, 0.95, (int(veiled.sum()), len(veiled_cols))
-            )
+        if len(veiled):
+            noise_score = rng.uniform(0.75, 0.95, (len(veiled), len(veiled_cols)))[is_noise]
+            score[np.ix_(noisy, veiled_cols)] = noise_score
+        if len(mistracked):
+            # as confident as a real face, a little less on some clips
+            drop = mistrack["score_drop"][chunk[mistracked]].astype(np.float32)
+            score[np.ix_(mistracked, veiled_cols)] -= drop[:, None]
         frame_in_clip = chunk - sample_offset[sample]
         start = occlusion_start[sample]
         hidden = (
@@ -712,6 +821,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signers", type=int, default=16, help="number of signers (default 16)")
     parser.add_argument("--veiled", type=int, default=4, help="veiled signers (default 4)")
     parser.add_argument(
+        "--veil",
+        default="mistrack",
+        help="how a veiled face is mistracked: mistrack (a whole face in a wrong place, size or "
+        "orientation, moving smoothly; default), noise (points scattered over the head anew "
+        "every frame), or both comma-separated (mistrack,noise: the veiled signers alternate)",
+    )
+    parser.add_argument(
         "--left-handed", type=int, default=3, help="left-handed signers (default 3)"
     )
     parser.add_argument("--glosses", type=int, default=64, help="lexicon size (default 64)")
@@ -724,6 +840,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
 
 
+def _veil_summary(signers: list[Signer]) -> str:
+    counts = {k: sum(s.veil_kind == k for s in signers) for k in VEIL_KINDS}
+    kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return f"{sum(s.veiled for s in signers)} veiled" + (f": {kinds}" if kinds else "")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     corpus = generate(
@@ -731,6 +853,7 @@ def run_cli(args: argparse.Namespace) -> int:
         args.seed,
         n_signers=args.signers,
         n_veiled=args.veiled,
+        veil=args.veil,
         n_left_handed=args.left_handed,
         n_glosses=args.glosses,
         n_sentences=args.sentences,
@@ -747,7 +870,7 @@ def run_cli(args: argparse.Namespace) -> int:
     }
     print(
         f"SynNMM seed {args.seed}: {len(corpus)} clips, {frames} frames, "
-        f"{len(corpus.signers)} signers ({sum(s.veiled for s in corpus.signers)} veiled), "
+        f"{len(corpus.signers)} signers ({_veil_summary(corpus.signers)}), "
         f"{len(corpus.lexicon)} glosses, "
         f"{len(corpus.sentences)} sentences"
     )

@@ -4,6 +4,7 @@ turns per-frame manual, head and face parameters into COCO-WholeBody keypoints i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,11 @@ MOUTH = tuple(range(FACE0 + 48, FACE0 + 68))
 CHIN = tuple(FACE0 + k for k in range(6, 11))
 ALL_FACE = tuple(range(FACE0, FACE0 + 68))
 VEILED_FACE = tuple(i for i in range(68) if not 36 <= i <= 47)  # face-k hidden by a veil
+# how a veil's hidden face points come out of the pose estimator: "mistrack", a whole face drawn
+# in a wrong place, size or orientation that moves smoothly (MISTRACK_MODES); "noise", points
+# scattered anew over the head every frame
+VEIL_KINDS = ("mistrack", "noise")
+MISTRACK_MODES = ("collapse", "shift", "mirror", "rotate")
 
 # --------------------------------------------------------------------------------------------
 # Face: a 3-D face-68 template plus both ears (rows 68 = left ear, 69 = right ear), in face units
@@ -352,6 +358,7 @@ class Signer:
     neck_x: float  # neck position in the frame, fraction of width / height
     neck_y: float
     face: np.ndarray  # [70, 3] face-68 + ears, face units
+    veil_kind: str | None = None  # one of VEIL_KINDS for a veiled signer, else None
 
     def describe(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "face"}
@@ -382,17 +389,29 @@ def _face_identity(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_signers(
-    n_signers: int, n_veiled: int, n_left_handed: int, rng: np.random.Generator
+    n_signers: int,
+    n_veiled: int,
+    n_left_handed: int,
+    rng: np.random.Generator,
+    veil_kinds: Sequence[str] = ("mistrack",),
 ) -> list[Signer]:
-    """Draw `n_signers` signers; `n_veiled` of them veiled and `n_left_handed` left-handed."""
+    """Draw `n_signers` signers; `n_veiled` of them veiled and `n_left_handed` left-handed.
+
+    The veiled signers, in index order, take their `veil_kind` from `veil_kinds` in turn (so
+    ("mistrack", "noise") splits them between the two kinds); the kinds draw nothing at random,
+    so they leave every other trait of every signer as it is.
+    """
     if n_signers < 1 or n_signers > 99:
         raise ValueError(f"n_signers must be in [1, 99] (two-digit ids), got {n_signers}")
     if not 0 <= n_veiled <= n_signers or not 0 <= n_left_handed <= n_signers:
         raise ValueError(
             f"n_veiled ({n_veiled}) and n_left_handed ({n_left_handed}) must be in [0, n_signers]"
         )
+    if not veil_kinds or any(kind not in VEIL_KINDS for kind in veil_kinds):
+        raise ValueError(f"veil kinds must be among {VEIL_KINDS}, got {tuple(veil_kinds)}")
     veiled = set(rng.choice(n_signers, n_veiled, replace=False).tolist())
     left = set(rng.choice(n_signers, n_left_handed, replace=False).tolist())
+    kind_of = {i: veil_kinds[k % len(veil_kinds)] for k, i in enumerate(sorted(veiled))}
     signers = []
     for i in range(n_signers):
         shoulder = rng.uniform(0.17, 0.21)
@@ -424,6 +443,7 @@ def make_signers(
                 neck_x=0.5 + rng.normal(0.0, 0.02),
                 neck_y=rng.uniform(0.37, 0.41),
                 face=_face_identity(rng),
+                veil_kind=kind_of.get(i),
             )
         )
     return signers
@@ -442,6 +462,7 @@ class SignerTable:
     space_scale: np.ndarray
     left_handed: np.ndarray  # [S] bool
     veiled: np.ndarray  # [S] bool
+    veil_kind: np.ndarray  # [S] int: 0 unveiled, 1 + VEIL_KINDS.index(kind) for a veiled signer
     face: np.ndarray  # [S, 70, 3]
 
     @classmethod
@@ -459,6 +480,9 @@ class SignerTable:
             space_scale=col("space_scale"),
             left_handed=col("handedness") == "left",
             veiled=col("veiled").astype(bool),
+            veil_kind=np.array(
+                [0 if s.veil_kind is None else 1 + VEIL_KINDS.index(s.veil_kind) for s in signers]
+            ),
             face=np.stack([s.face for s in signers]).astype(np.float32),
         )
 
@@ -536,4 +560,49 @@ def pose_body_units(
     out[:, 2] = face[:, 36:42].mean(axis=1)
     out[:, 3], out[:, 4] = face[:, 68], face[:, 69]
     out += sway[:, None, :].astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# A veil's mistrack: the estimator's face drawn in a wrong place, size or orientation
+# --------------------------------------------------------------------------------------------
+# the face a pose estimator falls back on where it sees no face: the generic template (no signer
+# identity), at rest, for the points a veil hides
+_PRIOR_FACE = FACE_TEMPLATE[list(VEILED_FACE), :2].astype(np.float32)
+
+
+def mistracked_face(
+    table: SignerTable,
+    signer: np.ndarray,
+    sway: np.ndarray,
+    mode: np.ndarray,
+    centre: np.ndarray,
+    scale: np.ndarray,
+    angle: np.ndarray,
+) -> np.ndarray:
+    """Veiled face points (VEILED_FACE) of N frames as a pose estimator mistracks them.
+
+    The generic face (mirrored left-right for the "mirror" mode: every point takes its mirror
+    twin's place) is rotated by `angle`, scaled by `scale` and put at `centre`, all relative to
+    where the signer's face rests on the body (neck and sway, not the head's own motion, so the
+    mistracked points carry no head tilt or shake).
+
+    signer [N] int; sway [N, 2] body offset; mode [N] int (index into MISTRACK_MODES);
+    centre [N, 2] face units from the resting face centre (y down); scale [N] (1 = the signer's
+    face size); angle [N] radians (clockwise in the image) -> [N, len(VEILED_FACE), 2] float32,
+    body units.
+    """
+    prior = np.broadcast_to(_PRIOR_FACE, (len(signer),) + _PRIOR_FACE.shape).copy()
+    mirrored = mode == MISTRACK_MODES.index("mirror")
+    prior[mirrored, :, 0] *= -1.0
+    cos = (np.cos(angle) * scale).astype(np.float32)[:, None]
+    sin = (np.sin(angle) * scale).astype(np.float32)[:, None]
+    x, y = prior[..., 0], prior[..., 1]
+    out = np.empty_like(prior)
+    out[..., 0] = cos * x - sin * y
+    out[..., 1] = sin * x + cos * y
+    out += centre.astype(np.float32)[:, None, :]
+    out *= table.head_scale[signer].astype(np.float32)[:, None, None]
+    rest = np.stack([np.zeros(len(signer)), -table.neck[signer]], axis=-1) + sway
+    out += rest.astype(np.float32)[:, None, :]
     return out
