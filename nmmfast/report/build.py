@@ -720,9 +720,34 @@ def probes_section(report: Report, study: StudyDir) -> None:
         auroc = tracking.get("auroc") or {}
         if auroc:
             report.paragraph(
-                f"AUROC of the face coherence score against the planted veiled signers: frames "
-                f"{_fmt(auroc.get('frames'), 3)}, samples {_fmt(auroc.get('samples'), 3)}."
+                "AUROC of the face coherence score against the planted veiled signers, overall, "
+                "per kind of plant (a smooth structured mistrack, or per-frame noise) and per "
+                "mistrack mode, with the AUROC of each term of the score alone: per-frame noise "
+                "is what the jitter term detects by construction, so the mistrack rows are the "
+                "test that counts.",
+                css="note",
             )
+            groups = {"all veiled": auroc}
+            groups.update(
+                {f"kind: {k}": v for k, v in (tracking.get("auroc_by_kind") or {}).items()}
+            )
+            groups.update(
+                {f"mode: {k}": v for k, v in (tracking.get("auroc_by_mode") or {}).items()}
+            )
+            rows = []
+            for name, values in groups.items():
+                row: dict[str, Any] = {
+                    "veiled clips": name,
+                    "frames AUROC": values.get("frames"),
+                    "samples AUROC": values.get("samples"),
+                }
+                for term, value in (values.get("terms") or {}).items():
+                    row[f"{term} alone"] = value
+                row["veiled samples"] = values.get("veiled_samples")
+                row["flagged share"] = values.get("veiled_flagged_share")
+                rows.append(row)
+            columns = list(dict.fromkeys(c for row in rows for c in row))
+            report.table("tracking_auroc", [{c: r.get(c) for c in columns} for r in rows], digits=3)
         signer_rows = [
             {"signer": signer, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
             for signer, values in sorted(tracking.get("signers", {}).items())
