@@ -135,3 +135,34 @@ def test_engine_folds_batch_norm_and_still_matches_captum(model, poses) -> None:
     assert not model.pose_encoder.batch_norm_is_folded  # and the model got its own back
     scale = float(theirs.abs().max())
     assert float((ours.attributions[0] - theirs[0]).abs().max()) <= 1e-5 * scale
+
+
+def test_per_token_tolerance_refines_each_sample_until_every_token_closes(model, poses) -> None:
+    model = copy.deepcopy(model).double()
+    poses = [p.double() for p in poses]
+    attributor = SequenceAttributor(model)
+    refs = ["you go home now", "hello"]
+    tolerance = 0.01
+    res = attributor.attribute(
+        poses, refs, n_steps=3, method="simpson", per_token=True, tolerance=tolerance,
+        max_steps=257, batch_rows=64,
+    )  # fmt: skip
+    ig = res.ig
+    assert bool(ig.converged.all()) and int(ig.n_steps.max()) > 3  # some sample needed more
+    for n, length in enumerate(res.token_lengths()):
+        gap = (ig.f_input[n, :length] - ig.f_baseline[n, :length]).abs()
+        delta = ig.delta[n, :length].abs()
+        assert bool(((delta <= tolerance * gap) | (delta <= 1e-4)).all()), (n, delta, gap)
+        # each sample's rows are those of a plain run at the steps it ended with
+        alone = attributor.attribute(
+            [poses[n]], [refs[n]], n_steps=int(ig.n_steps[n]), method="simpson",
+            per_token=True, batch_rows=64,
+        )  # fmt: skip
+        torch.testing.assert_close(res.attributions[n][:length], alone.attributions[0][:length])
+        torch.testing.assert_close(ig.delta[n, :length], alone.ig.delta[0, :length])
+    # a budget too small to close every token says so
+    capped = attributor.attribute(
+        poses, refs, n_steps=3, method="simpson", per_token=True, tolerance=1e-9, max_steps=5,
+        batch_rows=64,
+    )  # fmt: skip
+    assert not bool(capped.ig.converged.all()) and int(capped.ig.n_steps.max()) == 5

@@ -184,6 +184,11 @@ class SequenceAttributor:
                 return_convergence_delta: as `IntegratedGradients.attribute`.
             per_token: attribute every target token's log-probability on its own (one forward
                 per step point, a batched backward over the tokens); each token has its delta.
+                With `tolerance`, a sample's whole rule is refined (Simpson and trapezoid
+                n → 2n−1 points, Gauss–Legendre n → 2n) until every token of it has
+                |delta| <= tolerance · |F(x) − F(b)| of that token (or |delta| <= 1e-4 nats,
+                for tokens whose log-probability hardly moves), or `max_steps` is reached;
+                `ig.converged` says which samples got there.
             num_beams, max_new_tokens: decoding settings for targets=None.
         """
         poses = list(poses)
@@ -231,19 +236,34 @@ class SequenceAttributor:
         lifted = self.lift_stop_gradient and hasattr(model, "stop_gradient_lifted")
         context = model.stop_gradient_lifted() if lifted else contextlib.nullcontext()
         with context:
-            result = engine.attribute(
-                poses,
-                baselines,
-                additional_forward_args=(padded,),
-                n_steps=n_steps,
-                method=method,
-                batch_rows=batch_rows,
-                memory_budget=memory_budget,
-                tolerance=tolerance,
-                max_steps=max_steps,
-                return_convergence_delta=return_convergence_delta,
-                per_output=per_token,
-            )
+            if per_token and tolerance is not None:
+                result = self._per_token_refined(
+                    engine,
+                    poses,
+                    baselines,
+                    padded,
+                    target_ids,
+                    n_steps=n_steps,
+                    method=method,
+                    batch_rows=batch_rows,
+                    memory_budget=memory_budget,
+                    tolerance=tolerance,
+                    max_steps=max_steps,
+                )
+            else:
+                result = engine.attribute(
+                    poses,
+                    baselines,
+                    additional_forward_args=(padded,),
+                    n_steps=n_steps,
+                    method=method,
+                    batch_rows=batch_rows,
+                    memory_budget=memory_budget,
+                    tolerance=tolerance,
+                    max_steps=max_steps,
+                    return_convergence_delta=return_convergence_delta,
+                    per_output=per_token,
+                )
         return SequenceResult(
             ig=result,
             target_ids=target_ids,
@@ -253,6 +273,61 @@ class SequenceAttributor:
             per_token=bool(per_token),
             stop_gradient_lifted=lifted,
         )
+
+    @staticmethod
+    def _per_token_refined(
+        engine: IntegratedGradients,
+        poses: list[torch.Tensor],
+        baselines: Any,
+        padded: torch.Tensor,
+        target_ids: list[torch.Tensor],
+        *,
+        n_steps: int,
+        method: str,
+        batch_rows: int | None,
+        memory_budget: int | None,
+        tolerance: float,
+        max_steps: int,
+    ) -> IGResult:
+        """Per-token attribution, each sample's rule refined until every token's completeness
+        holds (see `attribute`); the rows of samples that needed more points are replaced."""
+        if tolerance <= 0:
+            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        per_sample = (
+            list(baselines)
+            if isinstance(baselines, Sequence) and not isinstance(baselines, (str, bytes))
+            else None
+        )
+        lengths = torch.tensor([ids.numel() for ids in target_ids])
+        steps = valid_steps(method, n_steps)
+        pending = list(range(len(poses)))
+        result: IGResult | None = None
+        while True:
+            chosen = [poses[n] for n in pending]
+            part = engine.attribute(
+                chosen,
+                [per_sample[n] for n in pending] if per_sample is not None else baselines,
+                additional_forward_args=(padded[pending],),
+                n_steps=steps,
+                method=method,
+                batch_rows=batch_rows,
+                memory_budget=memory_budget,
+                per_output=True,
+            )
+            gap = (part.f_input - part.f_baseline).abs()
+            real = torch.arange(part.delta.shape[1])[None, :] < lengths[pending][:, None]
+            ok = (part.delta.abs() <= tolerance * gap) | (part.delta.abs() <= 1e-4) | ~real
+            met = ok.all(dim=1)
+            part.n_steps[:] = steps
+            part.converged[:] = met
+            result = part if result is None else _replace_rows(result, part, pending)
+            finer = {"simpson": 2 * steps - 1, "trapezoid": 2 * steps - 1}.get(
+                method, 2 * steps if method == "gausslegendre" else None
+            )
+            if finer is None or met.all() or finer > max_steps:
+                return result
+            pending = [n for n, done in zip(pending, met.tolist(), strict=True) if not done]
+            steps = finer
 
     def calibrate(
         self,
@@ -288,6 +363,24 @@ class SequenceAttributor:
             device=sample.device,
             repeats=repeats,
         )
+
+
+def _replace_rows(result: IGResult, part: IGResult, rows: Sequence[int]) -> IGResult:
+    """`result` with the samples `rows` replaced by those of `part` (the same samples attributed
+    again with more points)."""
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    for name in ("delta", "f_input", "f_baseline", "total", "n_steps", "converged"):
+        getattr(result, name)[index] = getattr(part, name)
+    for name in ("joint", "region"):
+        mine, theirs = getattr(result, name), getattr(part, name)
+        mine.abs[index] = theirs.abs
+        mine.signed[index] = theirs.signed
+    attributions = result.attributions
+    if not isinstance(attributions, list):
+        raise TypeError("per-token refinement needs the samples as a list")
+    for k, n in enumerate(rows):
+        attributions[n] = part.attributions[k]
+    return result
 
 
 def _pad(poses: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
