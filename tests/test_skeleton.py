@@ -337,3 +337,42 @@ def test_reference_study_label_mapping():
     assert true_label_of_study_label("124:right_middle_finger4") == "R:124:right_middle_finger4"
     with pytest.raises(ValueError, match="not a joint label"):
         true_label_of_study_label("99:nothing")
+
+
+def test_a_head_movement_reaches_other_joints_only_through_the_body_box():
+    """Uni-Sign's per-clip body box spans every confident body joint, the nose and ears
+    included. A head movement that stays inside the span of the shoulders, elbows and wrists
+    leaves every other normalised joint exactly as it was; one that leaves it (a tilt raising
+    the nose above the hands' span) moves them by at most 2 (|Δorigin| + |Δscale|) / scale, the
+    bound the README states. nmmfast keeps the normalisation as Uni-Sign has it."""
+    from nmmfast.skeleton import get_layout, normalize
+
+    layout = get_layout("unisign69")
+    rng = np.random.default_rng(0)
+    raw = np.zeros((6, 133, 3), np.float32)
+    raw[..., 2] = 0.9
+    arms = [5, 6, 7, 8, 9, 10]  # shoulders, elbows, wrists span x 0.3..0.7, y 0.3..0.8
+    raw[:, arms, 0] = rng.uniform(0.3, 0.7, (6, len(arms)))
+    raw[:, arms, 1] = rng.uniform(0.3, 0.8, (6, len(arms)))
+    raw[:, [5, 6, 9, 10], 0] = [0.3, 0.7, 0.3, 0.7]  # fix the box: x 0.3..0.7, y 0.3..0.8
+    raw[:, [5, 6], 1], raw[:, [9, 10], 1] = 0.3, 0.8
+    head = [0, 1, 2, 3, 4, *range(23, 91)]
+    raw[:, head, 0] = rng.uniform(0.45, 0.55, (6, len(head)))
+    raw[:, head, 1] = rng.uniform(0.35, 0.45, (6, len(head)))
+    raw[:, 91:, :2] = rng.uniform(0.3, 0.8, (6, 42, 2))
+    others = np.flatnonzero(~np.isin(layout.coco_indices, head))
+    before = normalize(raw, layout)
+
+    tilted = raw.copy()
+    tilted[:, head, 1] += 0.04  # forward tilt, still inside the box
+    np.testing.assert_array_equal(normalize(tilted, layout)[:, others], before[:, others])
+
+    raised = raw.copy()
+    raised[:, head, 1] -= 0.1  # the nose now 0.05 above the shoulders: the box grows
+    after = normalize(raised, layout)
+    # the box: y 0.3..0.8 (scale 0.5, the larger side) becomes 0.25..0.8 (scale 0.55); x 0.3..0.7
+    origin = np.array([0.5 - 0.25, 0.3]), np.array([0.5 - 0.275, 0.25])
+    scale = 0.5, 0.55
+    bound = 2 * (np.abs(origin[1] - origin[0]).max() + abs(scale[1] - scale[0])) / scale[1]
+    moved = np.abs(after[:, others, :2] - before[:, others, :2]).max()
+    assert 0 < moved <= bound + 1e-6, (moved, bound)
