@@ -1,6 +1,11 @@
 """`nmmfast bench`: runs the benchmark scripts of a checkout (`benchmarks/bench_*.py`), each
 measuring ours against its named peer side by side, and collects their summaries into one table
-(benchmark, ours, peer, ratio, goal, machine) written as JSON and Markdown."""
+(benchmark, ours, peer, ratio, goal, status, machine) written as JSON and Markdown.
+
+The status says whether the measured ratio meets the row's goal: `met`, `missed`, `no goal`, or
+`unchecked` for a goal that is not a ratio this table can compare (a run that ran is not a goal
+met). A script's row may carry its own status (an accuracy condition beside the ratio); else
+goals of the form "≥ N x" and "faster" (ratio > 1) are checked here."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -76,8 +82,32 @@ def run_benchmark(script: Path, *, quick: bool, timeout: float) -> dict[str, Any
         return result
 
 
-def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per measured claim: benchmark, claim, ours, peer, ratio, goal (or why skipped)."""
+STATUSES = ("met", "missed", "no goal", "unchecked")
+QUICK_NOTE = " [--quick sizes: not those of RESULTS.md]"
+_AT_LEAST = re.compile(r"^\s*(?:≥|>=)\s*([0-9]*\.?[0-9]+)\s*x\b")
+
+
+def goal_status(ratio: Any, goal: Any) -> str:
+    """met / missed / no goal / unchecked for a measured ratio (peer time / ours) and its goal."""
+    text = str(goal or "").strip()
+    if text in ("", "-", "–", "—"):
+        return "no goal"
+    if text == "faster":
+        least, strict = 1.0, True
+    else:
+        found = _AT_LEAST.match(text)
+        if not found:
+            return "unchecked"
+        least, strict = float(found.group(1)), False
+    if not isinstance(ratio, (int, float)):
+        return "missed"
+    return "met" if (ratio > least if strict else ratio >= least) else "missed"
+
+
+def summary_rows(results: list[dict[str, Any]], *, quick: bool = False) -> list[dict[str, Any]]:
+    """One row per measured claim: benchmark, claim, ours, peer, ratio, goal and status (or why
+    the script gave none). With `quick`, every claim says its sizes are not RESULTS.md's."""
+    note = QUICK_NOTE if quick else ""
     rows = []
     for result in results:
         if result.get("status") != "ok":
@@ -94,37 +124,48 @@ def summary_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             continue
         for row in result.get("summary", []):
+            status = row.get("status")
+            if status not in STATUSES:
+                status = goal_status(row.get("ratio"), row.get("goal"))
             rows.append(
                 {
                     "benchmark": result["benchmark"],
-                    "claim": row.get("claim", "-"),
+                    "claim": row.get("claim", "-") + note,
                     "ours": row.get("ours", "-"),
                     "peer": row.get("peer", "-"),
                     "ratio": row.get("ratio"),
                     "goal": row.get("goal", "-"),
-                    "status": row.get("status", "ok"),
+                    "status": status,
                 }
             )
         if not result.get("summary"):
             rows.append(
                 {
                     "benchmark": result["benchmark"],
-                    "claim": "-",
+                    "claim": "ran, but printed no summary",
                     "ours": "-",
                     "peer": "-",
                     "ratio": None,
                     "goal": "-",
-                    "status": "ran, but printed no summary",
+                    "status": "no goal",
                 }
             )
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], *, quick: bool = False) -> str:
     lines = [
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, python {machine['python']}, "
         f"nmmfast {machine['nmmfast']}, GPU: {machine['gpu'] or 'none'}",
         "",
+    ]
+    if quick:
+        lines += [
+            "Run with --quick: smaller sizes than the figures in benchmarks/RESULTS.md, so these "
+            "ratios are not comparable with them.",
+            "",
+        ]
+    lines += [
         "| benchmark | claim | ours | peer | ratio | goal | status |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -173,13 +214,15 @@ def run_cli(args: argparse.Namespace) -> int:
         "nmmfast": info["version"],
         "gpu": _gpu_name() if info["gpu_usable"] else None,
     }
-    rows = summary_rows(results)
+    rows = summary_rows(results, quick=args.quick)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(
-        json.dumps({"machine": machine, "rows": rows, "results": results}, indent=1)
+        json.dumps(
+            {"machine": machine, "quick": args.quick, "rows": rows, "results": results}, indent=1
+        )
     )
-    table = markdown(rows, machine)
+    table = markdown(rows, machine, quick=args.quick)
     (out / "results.md").write_text(table)
     print(table)
     return 0 if all(r.get("status") == "ok" for r in results) else 1

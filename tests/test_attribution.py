@@ -199,7 +199,7 @@ def test_captum_parity_when_batches_pack_samples(method: str, form: str, batch_r
     sample."""
     model = PoolModel(7, 3, seed=3)
     # longest first: {9, 9, 8}, {7, 6}, {5}, {3}, {2} share batches at 12 rows (length buckets
-    # of 3/4 the longest), {9, 9}, {8, 7}, {6, 5}, {3}, {2} at 10
+    # of 0.85 the longest), {9, 9}, {8, 7}, {6}, {5}, {3}, {2} at 10
     lengths = [7, 9, 8, 3, 6, 9, 5, 2]
     xs = ragged(lengths, seed=21)
     baselines = [0.1 * lcg(71 + n, x.shape) for n, x in enumerate(xs)]
@@ -361,7 +361,9 @@ def test_panels_refine_where_the_path_jumps() -> None:
     # the jump sits at α = 0.63 of the path and is ~1/60 of it wide
     forward, exact = _sharp_transition(weight, 60.0 / form, 0.63 * form)
     ig = IntegratedGradients(forward)
-    res = ig.attribute([x], n_steps=9, method="simpson", tolerance=1e-4, batch_rows=5)
+    res = ig.attribute(
+        [x], n_steps=9, method="simpson", tolerance=1e-4, batch_rows=5, stop="signed"
+    )
     assert bool(res.converged[0]) and float(res.relative_delta[0]) <= 1e-4
     torch.testing.assert_close(res.attributions[0], exact(x), rtol=2e-3, atol=1e-9)
     assert float(res.f_input[0]) == pytest.approx(float(forward(x[None], None, None)))
@@ -375,6 +377,73 @@ def test_panels_refine_where_the_path_jumps() -> None:
     assert float(flat.relative_delta[0]) > 10 * float(res.relative_delta[0])
     # bisecting keeps every node: the gradient rows are the final rule's points, no more
     assert res.stats["grad_rows"] == steps and res.stats["forward_only_rows"] == 0
+
+
+def _cancelling_model():
+    """F(x) = σ(k(u − c)) − σ(k(v − c)) + w_L·x, where u (joints 0, 1) and v (joints 2, 3) are the
+    same linear form of mirrored joints: along the path F is linear, so every panel's
+    completeness defect is zero while joints 0–3 each see a sharp jump. Returns forward, the
+    input and its exact IG."""
+    x = lcg(31, (5, 6, 3)).abs() + 0.1
+    weight = lcg(32, (5, 6, 3)).abs() + 0.1
+    x[:, 2:4], weight[:, 2:4] = x[:, 0:2], weight[:, 0:2]
+    linear = 0.3 * lcg(33, (5, 6, 3))
+    form = float((x[:, :2] * weight[:, :2]).sum())
+    k, c = 25.0 / form, 0.37 * form
+
+    def forward(x, mask, rows):
+        u = (x[:, :, 0:2] * weight[:, 0:2]).sum(dim=(1, 2, 3))
+        v = (x[:, :, 2:4] * weight[:, 2:4]).sum(dim=(1, 2, 3))
+        return torch.sigmoid(k * (u - c)) - torch.sigmoid(k * (v - c)) + (x * linear).sum(
+            dim=(1, 2, 3)
+        )
+
+    jump = float(torch.sigmoid(torch.tensor(k * (form - c))) - torch.sigmoid(torch.tensor(-k * c)))
+    exact = linear * x
+    exact[:, 0:2] += weight[:, 0:2] * x[:, 0:2] / form * jump
+    exact[:, 2:4] -= weight[:, 2:4] * x[:, 2:4] / form * jump
+    return forward, x, exact
+
+
+def per_joint_error(attr: torch.Tensor, exact: torch.Tensor) -> float:
+    """Σ_j |A_j − A*_j| / Σ_j |A*_j| over per-joint sums (frames and channels summed)."""
+    got, want = attr.sum(dim=(0, 2)), exact.sum(dim=(0, 2))
+    return float((got - want).abs().sum() / want.abs().sum())
+
+
+@pytest.mark.parametrize("tolerance", [1e-2, 1e-3])
+def test_joint_stopping_rule_bounds_per_joint_error_where_the_signed_sum_cancels(
+    tolerance: float,
+) -> None:
+    forward, x, exact = _cancelling_model()
+    ig = IntegratedGradients(forward)
+    signed = ig.attribute([x], n_steps=5, method="simpson", tolerance=tolerance, stop="signed")
+    # the signed sum of the defects is zero on this path: it stops at the first 5 points,
+    # complete, with joints 0–3 far off
+    assert int(signed.n_steps[0]) == 5 and float(signed.relative_delta[0]) <= 1e-12
+    assert per_joint_error(signed.attributions[0], exact) > 10 * tolerance
+    joint = ig.attribute([x], tolerance=tolerance)  # the default: panels, joint rule
+    assert joint.method == "simpson" and bool(joint.converged[0])
+    assert per_joint_error(joint.attributions[0], exact) <= tolerance
+    assert float(joint.relative_delta[0]) <= tolerance
+    assert float(joint.total[0]) == pytest.approx(float(joint.attributions[0].sum()), rel=1e-12)
+
+
+def test_tolerance_without_method_picks_the_panels() -> None:
+    model = PoolModel(7, 3, seed=2)
+    xs = ragged([5, 8], seed=4)
+    ig = engine(model)
+    default = ig.attribute(xs, tolerance=1e-3)
+    panels = ig.attribute(xs, n_steps=5, method="simpson", tolerance=1e-3, stop="joint")
+    assert default.method == "simpson"
+    assert default.n_steps.tolist() == panels.n_steps.tolist()
+    for a, b in zip(default.attributions, panels.attributions, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+    # no tolerance: captum's defaults, 50 Gauss–Legendre points
+    plain = ig.attribute(xs)
+    assert plain.method == "gausslegendre" and plain.n_steps.tolist() == [50, 50]
+    with pytest.raises(ValueError, match="stop must be one of"):
+        ig.attribute(xs, tolerance=1e-3, stop="abs")
 
 
 def test_panels_stop_at_once_on_a_linear_path() -> None:
@@ -432,6 +501,68 @@ def test_batching_does_not_change_results(batch_rows: int) -> None:
         expected = torch.zeros(3, dtype=F64).index_add_(0, region, attr.abs().sum(dim=(0, 2)))
         torch.testing.assert_close(res.region.abs[n], expected)
         torch.testing.assert_close(res.total[n], attr.sum())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_packed_batches_match_one_sample_per_batch_and_captum(seed: int) -> None:
+    """Random ragged shapes: batches packing several samples' whole rules (padded to their
+    longest), one sample's steps per batch (no padding), the rows the tuner picks, and
+    captum sample by sample all agree."""
+    gen = torch.Generator().manual_seed(100 + seed)
+    n_samples = int(torch.randint(2, 8, (1,), generator=gen))
+    lengths = torch.randint(1, 24, (n_samples,), generator=gen).tolist()
+    n_steps = [3, 4, 7, 10][seed]
+    method = CAPTUM_METHODS[seed % len(CAPTUM_METHODS)]
+    model = PoolModel(5, 2, seed=seed)
+    xs = [torch.randn(t, 5, 2, generator=gen, dtype=F64) for t in lengths]
+    widths: list[tuple[set[int], int]] = []
+
+    def forward(x, mask, rows):
+        if x.requires_grad:
+            widths.append((set(rows.tolist()), x.shape[1]))
+        return model(x, mask)
+
+    ig = IntegratedGradients(forward, model=model, region_of_joint=[0, 1, 1, 2, 2])
+    alone = ig.attribute(xs, n_steps=n_steps, method=method, batch_rows=n_steps)
+    # one sample per batch: no padding
+    assert all(len(samples) == 1 and lengths[min(samples)] == width for samples, width in widths)
+    widths.clear()
+    packed = ig.attribute(xs, n_steps=n_steps, method=method, batch_rows=4 * n_steps)
+    tuned = ig.attribute(xs, n_steps=n_steps, method=method)
+    cig = captum_attr.IntegratedGradients(model)
+    for n, x in enumerate(xs):
+        expected, delta = cig.attribute(
+            x[None], n_steps=n_steps, method=method, return_convergence_delta=True
+        )
+        for res in (alone, packed, tuned):
+            torch.testing.assert_close(res.attributions[n], alone.attributions[n], rtol=1e-10,
+                                       atol=1e-13)
+            # captum multiplies by float32 step weights: agreement to float32 rounding
+            assert max_rel(res.attributions[n], expected[0]) <= 1e-6
+            assert float(res.delta[n]) == pytest.approx(float(delta), abs=1e-6)
+    for res in (packed, tuned):
+        torch.testing.assert_close(res.joint.abs, alone.joint.abs, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(res.region.signed, alone.region.signed, rtol=1e-10, atol=1e-13)
+    # packed batches pad only within length buckets: every sample has >= 0.85 of the width
+    assert all(lengths[n] >= 0.85 * width for samples, width in widths for n in samples)
+
+
+def test_rows_tuner_moves_towards_the_faster_size() -> None:
+    from nmmfast.attribution.integrated_gradients import RowsTuner
+
+    tuner = RowsTuner(start=16, limits=(4, 128), tries=2)
+    cost = {4: 3.0, 8: 2.0, 16: 1.5, 32: 1.0, 64: 1.2, 128: 2.0}  # seconds per frame
+    seen = []
+    while tuner.chosen is None:
+        rows = tuner.rows
+        seen.append(rows)
+        # every size's first batch runs under load (3x slower): the best of two decides
+        load = 3.0 if len(seen) % 2 == 0 else 1.0
+        tuner.record(rows, cost[rows] * 1000 * load, 1000)
+    # warm-up, then 16, 32, 64 twice each; 64 slower than 32: 32 kept
+    assert tuner.chosen == 32 and seen == [16, 16, 16, 32, 32, 64, 64]
+    tuner.record(32, 100.0, 1)  # settled: later timings change nothing
+    assert tuner.rows == 32
 
 
 def test_rows_name_the_sample_and_batches_pack_samples() -> None:

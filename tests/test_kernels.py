@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nmmfast._reference import ig_reduce_reference, ig_scale_reference
-from nmmfast.kernels import ig_reduce, ig_scale
+from nmmfast.kernels import IgReduceResult, ig_reduce, ig_scale
 from nmmfast.testing import assert_within_plain_error, grad_dtypes, out_dtypes, pose_dtypes
 
 BASELINES = ["zero", "shared", "packed"]
@@ -305,6 +305,30 @@ def test_out_buffers_and_noncontiguous_inputs(device) -> None:
     assert torch.allclose(scaled, expected, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="out\\[0\\]"):
         ig_scale(packed, offsets, alphas, out=(out[0][:, :-1], out[1]))
+
+
+def test_reduce_out_buffers_are_overwritten_and_reused(device) -> None:
+    packed, offsets, alphas, base = make_batch(
+        10, 69, 3, 7, baseline="packed", per_sample=True, device=device
+    )
+    regions = torch.arange(69) % 3
+    t_max = int(offsets.diff().max())
+    grads = torch.randn((offsets.numel() - 1) * 7, t_max, 69, 3, device=device)
+    fresh = ig_reduce(grads, packed, offsets, alphas, base, region_of_joint=regions)
+    # garbage in the buffers: the kernel overwrites, never accumulates
+    out = IgReduceResult(*(torch.full_like(t, 7.0) for t in fresh))
+    for _ in range(2):
+        got = ig_reduce(grads, packed, offsets, alphas, base, region_of_joint=regions, out=out)
+        for name, g, o, f in zip(got._fields, got, out, fresh, strict=True):
+            assert g.data_ptr() == o.data_ptr(), name
+            assert torch.equal(g, f), name
+    with pytest.raises(ValueError, match="out.total"):
+        bad = out._replace(total=out.total[:-1] if out.total.numel() > 1 else out.total[:0])
+        ig_reduce(grads, packed, offsets, alphas, base, region_of_joint=regions, out=bad)
+    with pytest.raises(ValueError, match="out.attributions must be contiguous"):
+        wide = torch.empty(*out.attributions.shape[:2], 6, device=device)[..., ::2]
+        ig_reduce(grads, packed, offsets, alphas, base, region_of_joint=regions,
+                  out=out._replace(attributions=wide))
 
 
 def test_odd_lengths_97_and_1025(device) -> None:

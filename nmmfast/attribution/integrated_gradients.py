@@ -17,17 +17,21 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from nmmfast.attribution.panels import refine_panels
+from nmmfast.attribution.panels import STOP_RULES, refine_panels
 from nmmfast.attribution.quadrature import METHODS, Rule, quadrature, refine, valid_steps
-from nmmfast.kernels import ig_reduce, ig_scale
+from nmmfast.kernels import IgReduceResult, ig_reduce, ig_scale
 
 __all__ = ["AbsSigned", "IGResult", "IntegratedGradients", "frozen_eval"]
 
-# Rows per batch on CPU when neither `batch_rows` nor a calibration chooses: small batches keep
-# the activations in cache (8 rows ran 1.6x faster than 32 on a Uni-Sign-sized encoder).
-CPU_BATCH_ROWS = 8
-# A sample joins a batch only if it has at least this share of the batch's longest frames.
-BUCKET_RATIO = 0.75
+# Rows per batch on CPU when `batch_rows` is not given: the engine times its first gradient
+# batches at these sizes (real work, not a separate trial) and keeps the fastest per real
+# frame. The best size is model dependent: 8-17 rows on a Uni-Sign-sized encoder, about 25 on
+# the tiny one, 32 or more on a per-frame MLP, where 8-row batches ran 12 % slower.
+CPU_ROWS_START = 16
+CPU_ROWS_RANGE = (4, 128)
+# A sample joins a batch only if it has at least this share of the batch's longest frames:
+# padded frames cost as much as real ones, so a sample's rows are at most 15 % padding.
+BUCKET_RATIO = 0.85
 # Share of the free GPU memory a batch may use when `memory_budget` is not given.
 GPU_MEMORY_SHARE = 0.5
 
@@ -54,6 +58,65 @@ def fastest_rows(
             best = min(best, time.perf_counter() - began)
         timings[int(rows)] = best  # the first candidate's warm-up entry is overwritten
     return min(timings, key=timings.get)
+
+
+class RowsTuner:
+    """Rows per CPU batch, chosen while the work runs: each gradient batch reports its time
+    per real (row x frame); sizes are tried from CPU_ROWS_START by doubling or halving towards
+    the faster side, and the fastest is kept. Each size counts the best of `tries` batches, so
+    that a moment of load from other processes does not decide, and the first batch only warms
+    up (one-time setup of the model's kernels would otherwise count against the first size).
+    One tuner per model, input shape and dtype lives for the process, so later calls start
+    from the chosen size."""
+
+    def __init__(
+        self,
+        start: int = CPU_ROWS_START,
+        limits: tuple[int, int] = CPU_ROWS_RANGE,
+        tries: int = 2,
+    ) -> None:
+        self.lowest, self.highest = limits
+        self.tries = max(1, int(tries))
+        self.seconds_per_frame: dict[int, float] = {}
+        self.timings: dict[int, list[float]] = {}
+        self.current = int(start)
+        self.warmed = False
+        self.chosen: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.chosen if self.chosen is not None else self.current
+
+    def record(self, rows: int, seconds: float, real_frames: int) -> None:
+        """A gradient batch run with `rows` per batch took `seconds` for `real_frames`."""
+        if self.chosen is not None or rows != self.current or real_frames <= 0:
+            return
+        if not self.warmed:
+            self.warmed = True
+            return
+        timings = self.timings.setdefault(rows, [])
+        timings.append(seconds / real_frames)
+        if len(timings) < self.tries:
+            return
+        self.seconds_per_frame[rows] = min(timings)
+        tried = sorted(self.seconds_per_frame)
+        best = min(tried, key=self.seconds_per_frame.get)
+        if len(tried) == 1:
+            nxt = 2 * rows if 2 * rows <= self.highest else rows // 2
+        elif best == tried[-1] and 2 * best <= self.highest:
+            nxt = 2 * best
+        elif best == tried[0] and best // 2 >= self.lowest:
+            nxt = best // 2
+        else:
+            nxt = None
+        if nxt is None or nxt in self.seconds_per_frame:
+            self.chosen = best
+        else:
+            self.current = nxt
+
+
+# RowsTuner per model and input kind, kept for the life of the process
+_TUNERS: dict[tuple, RowsTuner] = {}
 
 
 class AbsSigned(NamedTuple):
@@ -236,8 +299,8 @@ class IntegratedGradients:
         baselines: Any = None,
         target: Any = None,
         additional_forward_args: Any = None,
-        n_steps: int = 50,
-        method: str = "gausslegendre",
+        n_steps: int | None = None,
+        method: str | None = None,
         internal_batch_size: int | None = None,
         return_convergence_delta: bool = True,
         *,
@@ -246,6 +309,7 @@ class IntegratedGradients:
         memory_budget: int | None = None,
         tolerance: float | None = None,
         max_steps: int = 512,
+        stop: str = "joint",
         out_dtype: torch.dtype | None = None,
         per_output: bool = False,
     ) -> IGResult:
@@ -261,17 +325,35 @@ class IntegratedGradients:
             additional_forward_args: passed after `rows`; a tensor whose first dim is N is
                 indexed by `rows`, anything else is passed unchanged.
             n_steps, method: the quadrature rule (`quadrature.METHODS`; captum's names give
-                captum's points and weights). With `tolerance`, the starting step count.
+                captum's points and weights). Default: captum's, 50 Gauss–Legendre points;
+                with `tolerance` and no method, adaptive Simpson panels from 5 points (see
+                `tolerance`). With `tolerance`, n_steps is the starting step count.
             internal_batch_size / batch_rows (same thing; captum's name and ours): rows per
-                forward pass. Default: 8 on CPU, from `memory_budget` on CUDA.
+                forward pass. Default: on CPU timed on the first batches (`RowsTuner`: sizes
+                from 4 to 128, the fastest per real frame kept for the engine's later calls);
+                on CUDA from `memory_budget`. Batches hold one sample's steps, or (with
+                `batch_rows` above the step count, and on CUDA) several samples' whole rules
+                when their lengths are within 15 %.
             memory_budget: bytes a batch may use on CUDA (default half the free memory).
             return_convergence_delta: evaluate F(x) and F(baseline) (free when the rule has
                 α = 0 and 1, else two forward-only rows per sample packed with the others).
-            tolerance: adaptive steps, per sample, until |delta| <= tolerance * |F(x) − F(b)|
-                or `max_steps` points are in use. `simpson` (the one to choose): the panels
-                with the largest completeness defect are bisected, every point is kept
-                (`nmmfast.attribution.panels`). The other rules: the whole rule refined
-                (`quadrature.refine`; Gauss–Legendre doubles and starts afresh).
+            tolerance: adaptive steps, per sample, until the error is within `tolerance` or
+                `max_steps` points are in use. Without a method this chooses adaptive Simpson
+                panels (`nmmfast.attribution.panels`) with the `joint` stopping rule: of the
+                strategies measured against a dense reference (benchmarks/RESULTS.md), the
+                only one that met a per-joint tolerance it was given (its error estimate is
+                per joint; every other rule checks |delta| alone, a single number that
+                cancellation can meet while joints are far off: the `signed` panels met 0.13 %
+                completeness at 2.3 % per-joint error on a trained model), and the fastest
+                that did: whole-rule Gauss–Legendre refinement does not nest (each doubling
+                starts afresh) and stops on |delta|. A fixed rule of known size can be
+                faster where its per-joint error is already known to be small enough: on
+                ReLU models the per-joint error falls only as 1/n for every rule, so on the
+                benchmark models panels matched captum's 50 points only with 45–70 points.
+                `stop`: "joint" (default) stops when the per-joint error estimate is within
+                tolerance × Σ_j |A_j| and |delta| within tolerance × |F(x) − F(b)|; "signed"
+                on |delta| alone. Other methods refine the whole rule (`quadrature.refine`)
+                until |delta| <= tolerance × |F(x) − F(b)|.
             out_dtype: dtype of the scaled batch fed to the model (default the inputs').
             per_output: forward_func returns [B, K] and each of the K outputs is attributed on
                 its own (one forward per step point, K backwards, batched with vmap where the
@@ -282,8 +364,18 @@ class IntegratedGradients:
         Returns:
             IGResult.
         """
+        if method is None:
+            method = "simpson" if tolerance is not None else "gausslegendre"
+            if n_steps is None:
+                n_steps = 5 if tolerance is not None else 50
+            else:
+                n_steps = valid_steps(method, n_steps)
+        elif n_steps is None:
+            n_steps = 50 if method != "simpson" else 51
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if stop not in STOP_RULES:
+            raise ValueError(f"stop must be one of {STOP_RULES}, got {stop!r}")
         if internal_batch_size is not None and batch_rows is not None:
             if int(internal_batch_size) != int(batch_rows):
                 raise ValueError(
@@ -316,6 +408,7 @@ class IntegratedGradients:
                 endpoints=bool(return_convergence_delta) or tolerance is not None,
                 tolerance=None if tolerance is None else float(tolerance),
                 max_steps=int(max_steps),
+                stop=stop,
                 out_dtype=out_dtype,
                 per_output=bool(per_output),
             )
@@ -364,6 +457,7 @@ class IntegratedGradients:
         endpoints: bool,
         tolerance: float | None,
         max_steps: int,
+        stop: str,
         out_dtype: torch.dtype | None,
         per_output: bool,
     ) -> IGResult:
@@ -373,8 +467,16 @@ class IntegratedGradients:
         regions = self._regions(joints)
         n_regions = len(self.region_names)
         dev = samples.device
+        tuner = None
+        if batch_rows is None and dev.type != "cuda":
+            # one tuner per model (engines built afresh around the same model share it), input
+            # shape, dtype fed to the model and output kind
+            owner = tuple(id(m) for m in self.modules) or (id(self.forward_func),)
+            key = (owner, *samples.packed.shape[1:], out_dtype or samples.dtype, per_output)
+            tuner = _TUNERS.setdefault(key, RowsTuner())
         run = _Run(
             forward=self.forward_func,
+            tuner=tuner,
             samples=samples,
             regions=regions.to(dev),
             n_regions=n_regions,
@@ -396,6 +498,7 @@ class IntegratedGradients:
                 start_steps=rule.points.numel(),
                 tolerance=tolerance,
                 max_steps=max_steps,
+                stop=stop,
             )
             for i in active:
                 n_used[run.order[i]] = used[i]
@@ -423,6 +526,8 @@ class IntegratedGradients:
         delta = sums.total - (f_input - f_baseline)
         stats = dict(run.stats)
         stats["seconds"] = time.perf_counter() - began
+        if tuner is not None:
+            stats["batch_rows"] = tuner.rows
         return IGResult(
             attributions=run.attributions(),
             delta=delta,
@@ -464,6 +569,7 @@ class _Run:
         self,
         *,
         forward: Callable,
+        tuner: RowsTuner | None = None,
         samples: _Samples,
         regions: torch.Tensor,
         n_regions: int,
@@ -475,6 +581,7 @@ class _Run:
         per_output: bool = False,
     ) -> None:
         self.forward = forward
+        self.tuner = tuner
         self.per_output = per_output
         self.s = samples
         self.regions = regions
@@ -496,13 +603,18 @@ class _Run:
         self.f_base: dict[int, torch.Tensor] = {}
         self.stats = {"batches": 0, "grad_rows": 0, "forward_only_rows": 0, "samples": n}
         self._bytes_per_row_frame: float | None = None
+        # the step batch and its mask, reused by every batch (grown when a batch needs more):
+        # reused pages are written several times faster than fresh ones
+        self._scaled_buffer = torch.empty(0, dtype=out_dtype, device=samples.device)
+        self._mask_buffer = torch.empty(0, dtype=torch.bool, device=samples.device)
+        self._reduce_buffer = torch.empty(0, dtype=samples.dtype, device=samples.device)
 
     # ---- batching -----------------------------------------------------------------------------
     def _rows_for(self, t_max: int) -> int:
         if self.batch_rows is not None:
             return self.batch_rows
-        if self.s.device.type != "cuda":
-            return CPU_BATCH_ROWS
+        if self.tuner is not None:
+            return self.tuner.rows
         if self._bytes_per_row_frame is None:
             self._bytes_per_row_frame = self._probe_memory()
         budget = self.memory_budget
@@ -566,6 +678,11 @@ class _Run:
         while position < len(active):
             longest = self.s.offsets[active[position] + 1] - self.s.offsets[active[position]]
             rows = self._rows_for(longest)
+            if self.tuner is not None:
+                # tuned sizes stop at one sample's rule: the tuner compares batches of the
+                # longest samples, and a batch packing several samples would be timed on
+                # other lengths (per frame, attention costs more on longer clips)
+                rows = min(rows, m)
             if m <= rows:
                 group = self._bucket(active, position, rows // m)
                 self._batch(group, points, weights, whole=keep == 0.0)
@@ -585,6 +702,36 @@ class _Run:
 
     def _length(self, i: int) -> int:
         return self.s.offsets[i + 1] - self.s.offsets[i]
+
+    def _step_batch(self, rows: int, t_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scaled [rows, t_max, J, C], mask [rows, t_max]): views of the reused buffers."""
+        joints, channels = self.s.packed.shape[1:]
+        need = rows * t_max * joints * channels
+        if self._scaled_buffer.numel() < need:
+            self._scaled_buffer = self._scaled_buffer.new_empty(need)
+        if self._mask_buffer.numel() < rows * t_max:
+            self._mask_buffer = self._mask_buffer.new_empty(rows * t_max)
+        scaled = self._scaled_buffer[:need].view(rows, t_max, joints, channels)
+        return scaled, self._mask_buffer[: rows * t_max].view(rows, t_max)
+
+    def _reduce_out(self, frames: int, n_samples: int, attributions: torch.Tensor | None = None):
+        """ig_reduce outputs for `n_samples` samples of `frames` packed frames: `attributions`
+        when given (a slice of the result), else a view of the reused buffer; fresh sums."""
+        joints, channels = self.s.packed.shape[1:]
+        if attributions is None:
+            need = frames * joints * channels
+            if self._reduce_buffer.numel() < need:
+                self._reduce_buffer = self._reduce_buffer.new_empty(need)
+            attributions = self._reduce_buffer[:need].view(frames, joints, channels)
+        like = dict(dtype=self.s.packed.dtype, device=self.s.device)
+        return IgReduceResult(
+            attributions,
+            torch.empty(n_samples, joints, **like),
+            torch.empty(n_samples, joints, **like),
+            torch.empty(n_samples, self.n_regions, **like),
+            torch.empty(n_samples, self.n_regions, **like),
+            torch.empty(n_samples, **like),
+        )
 
     def _bucket(self, active: list[int], position: int, size: int) -> list[int]:
         """Up to `size` samples from `active[position:]` (longest first) whose lengths are
@@ -618,16 +765,30 @@ class _Run:
             for a, b in ranges:
                 offsets.append(offsets[-1] + b - a)
         m = points.numel()
+        t_max = max(offsets[k + 1] - offsets[k] for k in range(len(group)))
         scaled, mask = ig_scale(
-            packed, offsets, points, baseline, out_dtype=self.out_dtype, check_finite=False
+            packed,
+            offsets,
+            points,
+            baseline,
+            t_max=t_max,
+            out_dtype=self.out_dtype,
+            out=self._step_batch(len(group) * m, t_max),
+            check_finite=False,
         )
         rows = torch.tensor([self.order[i] for i in group], dtype=torch.int64)
         rows = rows.repeat_interleave(m).to(dev, non_blocking=True)
         needs_grad = bool((weights != 0).any())
         if needs_grad:
-            out, grads = self._gradient_pass(scaled, mask, rows)
+            out, grads = self._gradient_pass(scaled, mask, rows, real_frames=m * offsets[-1])
             nonfinite = torch.zeros(1, dtype=torch.int32, device=dev)
+            # a whole rule for samples stored side by side: the kernel writes the result in place
+            in_place = whole and contiguous
             for output, grad in enumerate(grads):
+                target = None
+                if in_place:
+                    first, last = s.offsets[group[0]], s.offsets[group[-1] + 1]
+                    target = self.attr[output, first:last]
                 red = ig_reduce(
                     grad,
                     packed,
@@ -636,12 +797,14 @@ class _Run:
                     baseline,
                     region_of_joint=self.regions_host,
                     n_regions=self.n_regions,
+                    out=self._reduce_out(offsets[-1], len(group), target),
                     check_finite=False,
                     nonfinite=nonfinite,
                 )
-                for k, i in enumerate(group):
-                    a, b = s.offsets[i], s.offsets[i + 1]
-                    self.attr[output, a:b] += red.attributions[offsets[k] : offsets[k + 1]]
+                if not in_place:
+                    for k, i in enumerate(group):
+                        a, b = s.offsets[i], s.offsets[i + 1]
+                        self.attr[output, a:b] += red.attributions[offsets[k] : offsets[k + 1]]
             if int(nonfinite.item()):  # the batch's one host sync
                 self._raise_nonfinite(
                     {i: self.attr[:, s.offsets[i] : s.offsets[i + 1]] for i in group}
@@ -666,7 +829,8 @@ class _Run:
             hit = torch.nonzero(points == where).flatten()
             if hit.numel():
                 for k, i in enumerate(group):
-                    store[i] = values[k, int(hit[0])]
+                    # a copy: forward_func's output may be a view of the reused step batch
+                    store[i] = values[k, int(hit[0])].clone()
 
     # ---- panels (`nmmfast.attribution.panels`) --------------------------------------------------
     def point_values(
@@ -695,25 +859,25 @@ class _Run:
                     segments[-1][1].append(alpha)
                 else:
                     segments.append((i, [alpha]))
-            parts = []
+            scaled, mask = self._step_batch(end - start, longest)
+            row = 0
             for i, alphas in segments:
                 a, b = s.offsets[i], s.offsets[i + 1]
-                parts.append(
-                    ig_scale(
-                        s.packed[a:b],
-                        [0, b - a],
-                        torch.tensor(alphas, dtype=torch.float64),
-                        _slice_baseline(s.baseline, a, b),
-                        t_max=longest,
-                        out_dtype=self.out_dtype,
-                        check_finite=False,
-                    )
+                ig_scale(
+                    s.packed[a:b],
+                    [0, b - a],
+                    torch.tensor(alphas, dtype=torch.float64),
+                    _slice_baseline(s.baseline, a, b),
+                    t_max=longest,
+                    out_dtype=self.out_dtype,
+                    out=(scaled[row : row + len(alphas)], mask[row : row + len(alphas)]),
+                    check_finite=False,
                 )
-            scaled = torch.cat([part[0] for part in parts]) if len(parts) > 1 else parts[0][0]
-            mask = torch.cat([part[1] for part in parts]) if len(parts) > 1 else parts[0][1]
+                row += len(alphas)
             row_ids = torch.tensor([self.order[i] for i, _ in rows[start:end]], dtype=torch.int64)
+            real = sum(self._length(i) for i, _ in rows[start:end])
             out, (grad,) = self._gradient_pass(
-                scaled, mask, row_ids.to(s.device, non_blocking=True)
+                scaled, mask, row_ids.to(s.device, non_blocking=True), real_frames=real
             )
             slopes = []
             row = 0
@@ -762,15 +926,20 @@ class _Run:
         self.f_base[i] = torch.tensor([f_baseline], **like)
 
     def _gradient_pass(
-        self, scaled: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor
+        self, scaled: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, *, real_frames: int
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One batch forward and backward: F of the rows and d F / d scaled (per output)."""
+        """One batch forward and backward: F of the rows and d F / d scaled (per output).
+        `real_frames`: the batch's unpadded (row x frame) count, for the rows tuner."""
         self.stats["batches"] += 1
         self.stats["grad_rows"] += scaled.shape[0]
+        rows_setting = None if self.tuner is None else self.tuner.rows
+        began = time.perf_counter()
         scaled.requires_grad_(True)
         with torch.enable_grad():
             out = self._call(scaled, mask, rows)
             grads = self._gradients(out, scaled)
+        if rows_setting is not None:
+            self.tuner.record(rows_setting, time.perf_counter() - began, real_frames)
         self._allocate(out)
         return out, grads
 
