@@ -326,7 +326,7 @@ def run_attribution(
             out / f"done-{rank}-of-{world_size}.json", {"samples": len(dataset), "skipped": skipped}
         )
     finished = all((out / f"done-{r}-of-{world_size}.json").is_file() for r in range(world_size))
-    summary = summarize(out, top=top) if finished else None
+    summary = summarize(out, top=top, channels=channels) if finished else None
     return {
         "computed": computed,
         "batch_rows": batch_rows,
