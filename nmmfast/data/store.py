@@ -2,7 +2,9 @@
 many samples in one memory-mapped file, plus a JSON-lines index of sample metadata.
 
 Writes are atomic per call (`append`, `extend`): data first, then one checksummed index line; a
-store interrupted anywhere reopens with every committed sample and none half-written.
+store interrupted anywhere reopens with every committed sample and none half-written. Each record
+carries a crc32 of its frames. Damage other than an interrupted write is refused, never repaired
+in place: `nmmfast.data.integrity` checks a store record by record and copies its intact samples.
 """
 
 from __future__ import annotations

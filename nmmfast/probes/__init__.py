@@ -26,6 +26,7 @@ from nmmfast.probes.tracking import (
     estimate_canonical_face,
     face_coherence,
     face_coherence_parts,
+    placement_distance,
     procrustes_distance,
     tracking_report,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "counterfactual_probe",
     "estimate_canonical_face",
     "face_coherence",
+    "placement_distance",
     "face_coherence_parts",
     "identity_probe",
     "logistic_regression",
