@@ -402,10 +402,16 @@ def _cli(*args: str) -> list[str]:
     ]
 
 
-def _kill_when(command: list[str], ready, timeout: float = 120.0) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def _kill_when(command: list[str], ready, cwd: Path, timeout: float = 120.0) -> None:
+    """Run `command` and SIGKILL it once `ready()`. It imports the nmmfast this test imports
+    (installed, or a checkout with its extension built in place), whatever the directory."""
+    import nmmfast
+
+    package_root = str(Path(nmmfast.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
@@ -419,7 +425,11 @@ def test_kill_9_then_resume_equals_an_uninterrupted_attribution(run, corpus, tmp
     args = ["attribute", "--run", str(run), "--corpus", str(corpus), "--partition", "control"]
     args += ["--steps", "5", "--samples-per-call", "1", "--batch-rows", "5", "--no-progress"]
     killed = tmp_path / "killed"
-    _kill_when(_cli(*args, "--out", str(killed)), lambda: len(list(killed.glob("samples/*.npz"))))
+    _kill_when(
+        _cli(*args, "--out", str(killed)),
+        lambda: len(list(killed.glob("samples/*.npz"))),
+        cwd=tmp_path,
+    )
     assert not (killed / "summary.json").exists()
     assert main([*args, "--out", str(killed)]) == 0
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
@@ -448,7 +458,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_training(corpus, tmp_path):
         log = killed / "log.jsonl"
         return log.is_file() and '"event": "epoch"' in log.read_text()
 
-    _kill_when(_cli(*args, "--out", str(killed)), one_epoch_logged)
+    _kill_when(_cli(*args, "--out", str(killed)), one_epoch_logged, cwd=tmp_path)
     assert main([*args, "--out", str(killed), "--resume"]) == 0
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     from nmmfast.model.checkpoint import read_checkpoint
