@@ -410,24 +410,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="SLT training epochs, after the CSLR model it starts from (default 5; --quick: 1)",
     )
-    parser.add_argument(
-        "--stop-gradients",
-        default="lift",
-        choices=("lift", "keep"),
-        help="lift (default) or keep the model's stop-gradients in attribution",
-    )
-    parser.add_argument(
-        "--baseline",
-        default="zero",
-        choices=("zero", "mean-pose", "keep-confidence"),
-        help="IG baseline (default zero, the reference study's)",
-    )
-    parser.add_argument(
-        "--channels",
-        default="all",
-        choices=("all", "coords"),
-        help="what the headline shares count (default all channels)",
-    )
+    from nmmfast.attribution.job import add_setting_arguments
+
+    add_setting_arguments(parser)
     parser.add_argument(
         "--compare",
         action="store_true",

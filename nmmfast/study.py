@@ -211,8 +211,8 @@ class Analysis:
         self.decode(partition, task)
         self.evaluate(partition, task)
         self.attribute(partition, task)
-        for variant in self.settings.variants((partition, task), list(self.runs)):
-            self.attribute(partition, task, variant)
+        for variant, changed in self.settings.variants((partition, task), list(self.runs)).items():
+            self.attribute(partition, task, variant, changed)
         self.marker_words(partition, task)
 
     def done(self, partition: str, task: str) -> bool:
@@ -270,14 +270,20 @@ class Analysis:
 
         self.stage(f"evaluate {partition}-{task}", out.is_file, run)
 
-    def attribute(self, partition: str, task: str, variant: str | None = None) -> None:
+    def attribute(
+        self,
+        partition: str,
+        task: str,
+        variant: str | None = None,
+        changed: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A pair's attribution job; a `variant` (`AnalysisSettings.variants`) with the settings
+        it `changed`."""
         from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
 
         out = self.dirs.attribution(partition, task, variant)
         s = self.settings
-        changed = (
-            s.variants((partition, task), list(self.runs))[variant] if variant is not None else {}
-        )
+        changed = changed or {}
 
         def run() -> None:
             attribute_partition(
@@ -665,31 +671,11 @@ def add_marker_words(
 
 
 def add_attribution_arguments(parser: argparse.ArgumentParser) -> None:
-    """The attribution settings `study` and `demo` share (`AnalysisSettings`)."""
-    from nmmfast.attribution.baselines import BASELINES
-    from nmmfast.attribution.job import STOP_GRADIENTS
-    from nmmfast.attribution.shares import CHANNELS
+    """The attribution options of `study` (`AnalysisSettings`)."""
+    from nmmfast.attribution.job import add_setting_arguments
+    from nmmfast.data.dataset import add_skip_bad_argument
 
-    defaults = AnalysisSettings()
-    parser.add_argument(
-        "--stop-gradients",
-        default=defaults.stop_gradients,
-        choices=STOP_GRADIENTS,
-        help="lift (default): the model's stop-gradients removed for attribution, so "
-        "completeness holds; keep: the model as it is, as the reference study attributed it",
-    )
-    parser.add_argument(
-        "--baseline",
-        default=defaults.baseline,
-        choices=BASELINES,
-        help="IG baseline (default zero, the reference study's)",
-    )
-    parser.add_argument(
-        "--channels",
-        default=defaults.channels,
-        choices=CHANNELS,
-        help="what the headline shares count: all channels (default) or x, y only",
-    )
+    add_setting_arguments(parser)
     parser.add_argument(
         "--compare-stop-gradients",
         action="store_true",
@@ -702,11 +688,7 @@ def add_attribution_arguments(parser: argparse.ArgumentParser) -> None:
         help="also attribute the first SLT run under every other baseline (the report's "
         "baseline-sensitivity table)",
     )
-    parser.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave out (and list) samples with non-finite poses instead of stopping",
-    )
+    add_skip_bad_argument(parser)
 
 
 def attribution_settings(args: argparse.Namespace) -> dict[str, Any]:

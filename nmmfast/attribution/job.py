@@ -525,6 +525,37 @@ def attribute_partition(
     )
 
 
+def add_setting_arguments(
+    parser: argparse.ArgumentParser, *, channels_default: str | None = "all"
+) -> None:
+    """`--stop-gradients`, `--baseline` and `--channels`: the settings of the reference study
+    and beyond it, on `attribute`, `study` and `demo`. `channels_default` None: the job's own
+    (so `--summarize-only` keeps what the job was started with unless told otherwise)."""
+    parser.add_argument(
+        "--stop-gradients",
+        default="lift",
+        choices=STOP_GRADIENTS,
+        help="lift (default): remove the model's stop-gradients on body-context paths for the "
+        "pass, so completeness holds; keep: attribute the model as it is, as the reference "
+        "study did",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="zero",
+        choices=BASELINES,
+        help="zero (default, the reference study's); mean-pose: the training split's mean "
+        "pose with the clip's confidences; keep-confidence: zero coordinates, the clip's "
+        "confidences",
+    )
+    parser.add_argument(
+        "--channels",
+        default=channels_default,
+        choices=CHANNELS,
+        help="what the headline shares count: all (default) or coords (x, y only); the "
+        "coords/confidence split is always shown",
+    )
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="training run directory")
     parser.add_argument("--corpus", required=True, metavar="DIR", help="corpus directory")
@@ -589,28 +620,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only merge the finished sample files of --out",
     )
-    parser.add_argument(
-        "--stop-gradients",
-        default="lift",
-        choices=STOP_GRADIENTS,
-        help="lift (default): remove the model's stop-gradients on body-context paths for the "
-        "pass, so completeness holds; keep: attribute the model as it is, as the reference "
-        "study did",
-    )
-    parser.add_argument(
-        "--baseline",
-        default="zero",
-        choices=BASELINES,
-        help="zero (default, the reference study's); mean-pose: the training split's mean "
-        "pose with the clip's confidences; keep-confidence: zero coordinates, the clip's "
-        "confidences",
-    )
-    parser.add_argument(
-        "--channels",
-        choices=CHANNELS,
-        help="what the headline shares count: all (default) or coords (x, y only); the "
-        "coords/confidence split is always shown",
-    )
+    add_setting_arguments(parser, channels_default=None)
     add_skip_bad_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
