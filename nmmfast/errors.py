@@ -8,12 +8,24 @@ Messages name the file and the problem.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
-__all__ = ["UserError", "fraction", "positive_float", "positive_int"]
+__all__ = ["UserError", "fraction", "name_some", "positive_float", "positive_int"]
 
 
 class UserError(Exception):
     """Bad input named by its message: the command line exits 2 with that message."""
+
+
+def name_some(
+    items: Iterable[object], limit: int = 10, *, quote: bool = False, sep: str = ", "
+) -> str:
+    """How a message names a few of many: the first `limit` items, then `... (+N)` for the
+    rest (`quote`: each as its repr, for ids that may hold spaces)."""
+    items = list(items)
+    shown = [repr(item) if quote else str(item) for item in items[:limit]]
+    rest = len(items) - limit
+    return sep.join(shown) + (f"{sep}... (+{rest})" if rest > 0 else "")
 
 
 def positive_int(text: str) -> int:

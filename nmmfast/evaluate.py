@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nmmfast._io import atomic_write_text, file_sha256, write_json_atomic
-from nmmfast.errors import positive_int
+from nmmfast.errors import name_some, positive_int
 from nmmfast.metrics import TASKS, ScoreReport, compute_scores, format_table2
 
 # The manifest column that holds each task's target.
@@ -142,10 +142,6 @@ def file_digest(path: str | os.PathLike[str], length: int = 12) -> str:
     return file_sha256(path)[:length]
 
 
-def _shown(ids: list[str], count: int = 5) -> str:
-    return ", ".join(map(repr, ids[:count])) + (", ..." if len(ids) > count else "")
-
-
 def split_coverage(
     rows: list[dict],
     corpus: str | os.PathLike[str],
@@ -166,7 +162,8 @@ def split_coverage(
     if foreign:
         raise ValueError(
             f"{where}: {len(foreign)} predictions are not in the {split} split of partition "
-            f"{partition!r} ({_shown(foreign)}); score them against their own partition"
+            f"{partition!r} ({name_some(foreign, 5, quote=True)}); score them against their own "
+            f"partition"
         )
     have = {str(row["id"]) for row in rows}
     missing = [i for i in split_ids if i not in have]
@@ -174,8 +171,9 @@ def split_coverage(
     if missing and not allow_partial:
         raise ValueError(
             f"{where}: predictions cover {len(split_ids) - len(missing)} of {len(split_ids)} "
-            f"{split} clips of partition {partition!r} (missing {_shown(missing)}); decode the "
-            f"rest, or pass --allow-partial to score these (the coverage enters the signature)"
+            f"{split} clips of partition {partition!r} (missing "
+            f"{name_some(missing, 5, quote=True)}); decode the rest, or pass --allow-partial to "
+            f"score these (the coverage enters the signature)"
         )
     return coverage
 

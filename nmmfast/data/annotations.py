@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nmmfast.errors import name_some
+
 __all__ = [
     "REQUIRED_KEYS",
     "Coverage",
@@ -289,10 +291,7 @@ class Coverage:
             ("poses without manifest rows", self.without_rows),
         ):
             if ids:
-                shown = ", ".join(ids[:limit]) + (
-                    f", ... (+{len(ids) - limit})" if len(ids) > limit else ""
-                )
-                lines.append(f"{len(ids)} {what}: {shown}")
+                lines.append(f"{len(ids)} {what}: {name_some(ids, limit)}")
         return "\n".join(lines) if lines else "every manifest row has poses and every pose a row"
 
 

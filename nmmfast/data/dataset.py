@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from nmmfast.errors import UserError
+from nmmfast.errors import UserError, name_some
 from nmmfast.skeleton import MAX_FRAMES, get_layout, normalize, select_frames
 
 __all__ = [
@@ -109,8 +109,7 @@ def skipped_bad_line(skipped_ids: Mapping[str, Sequence[str]]) -> str | None:
     ids = list(skipped_ids.get(NON_FINITE, ()))
     if not ids:
         return None
-    shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
-    return f"left out {len(ids)} samples with {NON_FINITE}: {shown}"
+    return f"left out {len(ids)} samples with {NON_FINITE}: {name_some(ids)}"
 
 
 @dataclass

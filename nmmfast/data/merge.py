@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nmmfast.data.store import _HEADER, PoseStore
-from nmmfast.errors import UserError
+from nmmfast.errors import UserError, name_some
 
 __all__ = ["MergeReport", "configure_parser", "merge_stores", "run_cli"]
 
@@ -120,11 +120,9 @@ def _owners(stores: list[PoseStore]) -> dict[str, PoseStore]:
             if first is not store:
                 clashes.append(f"{sample_id!r} in {first.path} and {store.path}")
     if clashes:
-        shown = "; ".join(clashes[:_SHOWN])
-        more = f" (and {len(clashes) - _SHOWN} more)" if len(clashes) > _SHOWN else ""
         raise UserError(
             f"{len(clashes)} sample ids are in more than one store, nothing was written: "
-            f"{shown}{more}"
+            f"{name_some(clashes, _SHOWN, sep='; ')}"
         )
     return owner
 
@@ -162,11 +160,9 @@ def _check_target(
         if what:
             differ.append(f"{sample_id!r} ({what}) in {store.path}")
     if differ:
-        shown = "; ".join(differ[:_SHOWN])
-        more = f" (and {len(differ) - _SHOWN} more)" if len(differ) > _SHOWN else ""
         raise UserError(
             f"{target.path}: {len(differ)} samples differ from the stores' samples of the same "
-            f"id, nothing was written: {shown}{more}"
+            f"id, nothing was written: {name_some(differ, _SHOWN, sep='; ')}"
         )
     return already
 
