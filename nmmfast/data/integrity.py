@@ -35,7 +35,6 @@ from nmmfast.data.store import (
     VERSION,
     PoseStore,
     StoreError,
-    _parse_line,
     read_index,
     sample_crc32,
 )
@@ -119,18 +118,13 @@ def _check_lines(path: Path, found: StoreCheck) -> Iterator[dict[str, Any]]:
         where = f"{index_path}: line {line.number}"
         if line.records is not None:
             if not line.terminated:
-                found.problems.append(Problem(where, None, "lacks its end of line"))
+                lost = "lost its end of line" if line.newline_changed else "lacks its end of line"
+                found.problems.append(Problem(where, None, lost))
             found.records += len(line.records)
             yield from line.records
             continue
         if not line.terminated:
-            whole = _parse_line(line.raw[:-1])
-            if whole is not None:  # the line is whole; its newline byte was changed
-                found.problems.append(Problem(where, None, "lost its end of line"))
-                found.records += len(whole)
-                yield from whole
-            else:
-                found.torn = True  # an interrupted write: its samples were never committed
+            found.torn = True  # an interrupted write: its samples were never committed
             continue
         ids = _named_ids(line.raw)
         found.records += len(ids)

@@ -57,12 +57,16 @@ def sample_crc32(raw: np.ndarray) -> int:
 @dataclass(frozen=True)
 class IndexLine:
     """One line of `index.jsonl`. `records` is None where the line fails its checksum or is not
-    an index line; `terminated` is False only for a last line without its newline."""
+    an index line; `terminated` is False only for a last line without its newline.
+    `newline_changed`: that last line is whole but its final byte, the newline, was changed
+    (`records` then holds its records); an unterminated line with `records` None is a write
+    cut short."""
 
     number: int
     raw: bytes
     terminated: bool
     records: list[dict[str, Any]] | None
+    newline_changed: bool = False
 
 
 def _parse_line(line: bytes) -> list[dict[str, Any]] | None:
@@ -88,7 +92,10 @@ def read_index(index_path: Path) -> list[IndexLine]:
         for number, line in enumerate(lines[:-1], start=1)
     ]
     if lines[-1]:
-        parsed.append(IndexLine(len(lines), lines[-1], False, _parse_line(lines[-1])))
+        last = lines[-1]
+        records = _parse_line(last)
+        changed = records is None and (records := _parse_line(last[:-1])) is not None
+        parsed.append(IndexLine(len(lines), last, False, records, changed))
     return parsed
 
 
@@ -209,16 +216,13 @@ class PoseStore:
         self._unterminated = False
         for line in lines:
             batch = line.records
+            if line.newline_changed:  # committed whole: dropping it would drop its samples
+                raise StoreError(
+                    f"{index_path}: line {line.number} lost its end of line; the store was "
+                    f"not changed; {hint}"
+                )
             if not line.terminated and batch is None:
-                # The one kind of damage a writer leaves: a final line cut short before its
-                # newline was never committed. But a whole line whose newline byte was changed
-                # was committed, and dropping it would drop its samples.
-                if _parse_line(line.raw[:-1]) is not None:
-                    raise StoreError(
-                        f"{index_path}: line {line.number} lost its end of line; the store was "
-                        f"not changed; {hint}"
-                    )
-                break
+                break  # the one kind of damage a writer leaves: a last line cut short
             if batch is None:
                 raise StoreError(
                     f"{index_path}: line {line.number} of {len(lines)} is corrupt (checksum or "
