@@ -21,12 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import timeit  # noqa: E402
 
-from nmmfast.model import CONFIGS, pose_graph_from_layout  # noqa: E402
-from nmmfast.model.fused_graph_conv import (  # noqa: E402
+from nmmfast.kernels import (  # noqa: E402
     fused_graph_conv,
-    graph_conv_reference,
     kernel_isas,
 )
+from nmmfast.kernels._reference import graph_conv_reference  # noqa: E402
+from nmmfast.model import CONFIGS, pose_graph_from_layout  # noqa: E402
 from nmmfast.model.pose_encoder import PoseEncoderConfig  # noqa: E402
 
 FRAMES = 64

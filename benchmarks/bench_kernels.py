@@ -1,5 +1,5 @@
 """ig_scale / ig_reduce vs the same computation written plainly in PyTorch (per-sample loop with
-padding, as `nmmfast._reference` does), on the same inputs, checked equal before timing.
+padding, as `nmmfast.kernels._reference` does), on the same inputs, checked equal before timing.
 
     python benchmarks/bench_kernels.py [--device cpu|cuda] [--quick] [--json out.json]
 
@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import timeit  # noqa: E402
 
-from nmmfast._reference import ig_reduce_reference, ig_scale_reference  # noqa: E402
 from nmmfast.kernels import ig_reduce, ig_scale  # noqa: E402
+from nmmfast.kernels._reference import ig_reduce_reference, ig_scale_reference  # noqa: E402
 
 # Nominal HBM bandwidth (bytes/s) of cards this is likely run on, by name fragment.
 NOMINAL_BANDWIDTH = {

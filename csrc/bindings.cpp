@@ -1,191 +1,145 @@
-// The one Python binding file of nmmfast._C: parameter structs, one m.def per op, build_info.
+// The one Python binding file of nmmfast._C, declarative only: enums, the params structs (one
+// field list each), one m.def per op with a one-line doc, and build_info(). Checks and logic live
+// in the op files; the params structs are documented in their headers.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 
+#include "build_info.h"
 #include "graph_conv.h"
 #include "ig_reduce.h"
 #include "ig_scale.h"
 
 namespace py = pybind11;
 
-namespace nmmfast {
-#ifdef NMMFAST_WITH_CUDA
-int cuda_device_count();
-#else
-int cuda_device_count() { return 0; }
-#endif
-
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::Float32: return "float32";
-    case DType::Float16: return "float16";
-    case DType::BFloat16: return "bfloat16";
-    case DType::Float64: return "float64";
-  }
-  return "unknown";
-}
-}  // namespace nmmfast
-
 namespace {
 
-// Pointers cross the boundary as integers (data_ptr / ctypes.data); 0 means null.
-template <typename T>
-void def_pointer(py::class_<T>& cls, const char* name, const void* T::*member) {
-  cls.def_property(
-      name, [member](const T& self) { return reinterpret_cast<uintptr_t>(self.*member); },
-      [member](T& self, uintptr_t value) { self.*member = reinterpret_cast<const void*>(value); });
+template <typename T, typename M>
+struct Field {
+  const char* name;
+  M T::*member;
+};
+template <typename T, typename M>
+Field<T, M> field(const char* name, M T::*member) {
+  return {name, member};
 }
+
+// Pointers cross the boundary as integers (tensor.data_ptr()); 0 means null.
 template <typename T, typename P>
-void def_pointer(py::class_<T>& cls, const char* name, P* T::*member) {
+void def_field(py::class_<T>& cls, const Field<T, P*>& f) {
   cls.def_property(
-      name, [member](const T& self) { return reinterpret_cast<uintptr_t>(self.*member); },
-      [member](T& self, uintptr_t value) { self.*member = reinterpret_cast<P*>(value); });
+      f.name, [m = f.member](const T& self) { return reinterpret_cast<uintptr_t>(self.*m); },
+      [m = f.member](T& self, uintptr_t value) { self.*m = reinterpret_cast<P*>(value); });
+}
+template <typename T, typename M>
+void def_field(py::class_<T>& cls, const Field<T, M>& f) {
+  cls.def_readwrite(f.name, f.member);
+}
+
+// A default-constructible params struct with every listed field readable and writable.
+template <typename T, typename... Fields>
+void bind_params(py::module_& m, const char* name, const char* doc, const Fields&... fields) {
+  py::class_<T> cls(m, name, doc);
+  cls.def(py::init<>());
+  (def_field(cls, fields), ...);
+}
+
+template <typename E>
+void bind_enum(py::module_& m, const char* name, std::initializer_list<std::pair<const char*, E>> values) {
+  py::enum_<E> cls(m, name);
+  for (const auto& [value_name, value] : values) cls.value(value_name, value);
+}
+
+// An op takes its params struct and runs without the GIL, so other Python threads keep going.
+template <typename Params>
+void def_op(py::module_& m, const char* name, void (*op)(const Params&), const char* doc) {
+  m.def(name, op, py::arg("params"), py::call_guard<py::gil_scoped_release>(), doc);
 }
 
 }  // namespace
 
+// FIELD(name) inside a `using P = <params struct>` scope: the field's Python name is its C++ name.
+#define FIELD(name) field(#name, &P::name)
+
 PYBIND11_MODULE(_C, m) {
   using namespace nmmfast;
-  m.doc() = "nmmfast compiled core: Integrated Gradients kernels on raw buffers (CPU and CUDA)";
+  m.doc() = "nmmfast compiled core: Integrated Gradients and graph-convolution kernels on raw buffers";
 
-  py::enum_<DType>(m, "DType")
-      .value("float32", DType::Float32)
-      .value("float16", DType::Float16)
-      .value("bfloat16", DType::BFloat16)
-      .value("float64", DType::Float64);
-  py::enum_<BaselineKind>(m, "BaselineKind")
-      .value("zero", BaselineKind::Zero)
-      .value("shared", BaselineKind::Shared)
-      .value("packed", BaselineKind::Packed);
+  bind_enum<DType>(m, "DType", {{"float32", DType::Float32}, {"float16", DType::Float16},
+                                {"bfloat16", DType::BFloat16}, {"float64", DType::Float64}});
+  bind_enum<BaselineKind>(m, "BaselineKind", {{"zero", BaselineKind::Zero},
+                                              {"shared", BaselineKind::Shared},
+                                              {"packed", BaselineKind::Packed}});
+  bind_enum<GraphConvIsa>(m, "GraphConvIsa", {{"auto", GraphConvIsa::Auto},
+                                              {"generic", GraphConvIsa::Generic},
+                                              {"avx2", GraphConvIsa::Avx2},
+                                              {"avx512", GraphConvIsa::Avx512}});
+  bind_enum<GraphConvResidual>(m, "GraphConvResidual", {{"none", GraphConvResidual::None},
+                                                        {"identity", GraphConvResidual::Identity},
+                                                        {"linear", GraphConvResidual::Linear}});
 
-  py::class_<IgScaleParams> scale(m, "IgScaleParams");
-  scale.def(py::init<>());
-  def_pointer(scale, "packed", &IgScaleParams::packed);
-  def_pointer(scale, "offsets", &IgScaleParams::offsets);
-  def_pointer(scale, "alphas", &IgScaleParams::alphas);
-  def_pointer(scale, "baseline", &IgScaleParams::baseline);
-  def_pointer(scale, "scaled", &IgScaleParams::scaled);
-  def_pointer(scale, "mask", &IgScaleParams::mask);
-  def_pointer(scale, "nonfinite", &IgScaleParams::nonfinite);
-  def_pointer(scale, "stream", &IgScaleParams::stream);
-  scale.def_readwrite("n_samples", &IgScaleParams::n_samples)
-      .def_readwrite("n_steps", &IgScaleParams::n_steps)
-      .def_readwrite("t_max", &IgScaleParams::t_max)
-      .def_readwrite("joints", &IgScaleParams::joints)
-      .def_readwrite("channels", &IgScaleParams::channels)
-      .def_readwrite("alphas_per_sample", &IgScaleParams::alphas_per_sample)
-      .def_readwrite("baseline_kind", &IgScaleParams::baseline_kind)
-      .def_readwrite("pose_dtype", &IgScaleParams::pose_dtype)
-      .def_readwrite("out_dtype", &IgScaleParams::out_dtype)
-      .def_readwrite("device", &IgScaleParams::device)
-      .def_readwrite("num_threads", &IgScaleParams::num_threads);
+  {
+    using P = IgScaleParams;
+    bind_params<P>(m, "IgScaleParams", "Arguments of ig_scale (csrc/ig_scale.h).",
+                   FIELD(packed), FIELD(offsets), FIELD(alphas), FIELD(baseline), FIELD(scaled),
+                   FIELD(mask), FIELD(nonfinite), FIELD(n_samples), FIELD(n_steps), FIELD(t_max),
+                   FIELD(joints), FIELD(channels), FIELD(alphas_per_sample), FIELD(baseline_kind),
+                   FIELD(pose_dtype), FIELD(out_dtype), FIELD(device), FIELD(stream),
+                   FIELD(num_threads));
+  }
+  {
+    using P = IgReduceParams;
+    bind_params<P>(m, "IgReduceParams", "Arguments of ig_reduce (csrc/ig_reduce.h).",
+                   FIELD(grads), FIELD(packed), FIELD(offsets), FIELD(weights), FIELD(baseline),
+                   FIELD(region_of_joint), FIELD(attributions), FIELD(joint_abs),
+                   FIELD(joint_signed), FIELD(region_abs), FIELD(region_signed), FIELD(total),
+                   FIELD(nonfinite), FIELD(n_samples), FIELD(total_frames), FIELD(n_steps),
+                   FIELD(t_max), FIELD(joints), FIELD(channels), FIELD(n_regions),
+                   FIELD(weights_per_sample), FIELD(baseline_kind), FIELD(pose_dtype),
+                   FIELD(grad_dtype), FIELD(device), FIELD(stream), FIELD(num_threads));
+  }
+  {
+    using P = GraphConvParams;
+    bind_params<P>(m, "GraphConvParams", "Arguments of graph_conv (csrc/graph_conv.h).",
+                   FIELD(x), FIELD(weight_t), FIELD(adjacency), FIELD(bias), FIELD(out),
+                   FIELD(residual), FIELD(residual_weight_t), FIELD(residual_bias),
+                   FIELD(gcn_out), FIELD(rows), FIELD(joints), FIELD(in_channels),
+                   FIELD(kernels), FIELD(out_channels), FIELD(dtype), FIELD(isa), FIELD(device),
+                   FIELD(num_threads));
+  }
+  {
+    using P = GraphConvBackwardParams;
+    bind_params<P>(m, "GraphConvBackwardParams",
+                   "Arguments of graph_conv_backward (csrc/graph_conv.h).",
+                   FIELD(grad_out), FIELD(out), FIELD(residual), FIELD(residual_weight),
+                   FIELD(gcn_out), FIELD(weight), FIELD(adjacency_t), FIELD(grad_x), FIELD(rows),
+                   FIELD(joints), FIELD(in_channels), FIELD(kernels), FIELD(out_channels),
+                   FIELD(dtype), FIELD(isa), FIELD(device), FIELD(num_threads));
+  }
 
-  py::class_<IgReduceParams> reduce(m, "IgReduceParams");
-  reduce.def(py::init<>());
-  def_pointer(reduce, "grads", &IgReduceParams::grads);
-  def_pointer(reduce, "packed", &IgReduceParams::packed);
-  def_pointer(reduce, "offsets", &IgReduceParams::offsets);
-  def_pointer(reduce, "weights", &IgReduceParams::weights);
-  def_pointer(reduce, "baseline", &IgReduceParams::baseline);
-  def_pointer(reduce, "region_of_joint", &IgReduceParams::region_of_joint);
-  def_pointer(reduce, "attributions", &IgReduceParams::attributions);
-  def_pointer(reduce, "joint_abs", &IgReduceParams::joint_abs);
-  def_pointer(reduce, "joint_signed", &IgReduceParams::joint_signed);
-  def_pointer(reduce, "region_abs", &IgReduceParams::region_abs);
-  def_pointer(reduce, "region_signed", &IgReduceParams::region_signed);
-  def_pointer(reduce, "total", &IgReduceParams::total);
-  def_pointer(reduce, "nonfinite", &IgReduceParams::nonfinite);
-  def_pointer(reduce, "stream", &IgReduceParams::stream);
-  reduce.def_readwrite("n_samples", &IgReduceParams::n_samples)
-      .def_readwrite("total_frames", &IgReduceParams::total_frames)
-      .def_readwrite("n_steps", &IgReduceParams::n_steps)
-      .def_readwrite("t_max", &IgReduceParams::t_max)
-      .def_readwrite("joints", &IgReduceParams::joints)
-      .def_readwrite("channels", &IgReduceParams::channels)
-      .def_readwrite("n_regions", &IgReduceParams::n_regions)
-      .def_readwrite("weights_per_sample", &IgReduceParams::weights_per_sample)
-      .def_readwrite("baseline_kind", &IgReduceParams::baseline_kind)
-      .def_readwrite("pose_dtype", &IgReduceParams::pose_dtype)
-      .def_readwrite("grad_dtype", &IgReduceParams::grad_dtype)
-      .def_readwrite("device", &IgReduceParams::device)
-      .def_readwrite("num_threads", &IgReduceParams::num_threads);
-
-  py::enum_<GraphConvIsa>(m, "GraphConvIsa")
-      .value("auto", GraphConvIsa::Auto)
-      .value("generic", GraphConvIsa::Generic)
-      .value("avx2", GraphConvIsa::Avx2)
-      .value("avx512", GraphConvIsa::Avx512);
-  py::enum_<GraphConvResidual>(m, "GraphConvResidual")
-      .value("none", GraphConvResidual::None)
-      .value("identity", GraphConvResidual::Identity)
-      .value("linear", GraphConvResidual::Linear);
-  py::class_<GraphConvParams> conv(m, "GraphConvParams");
-  conv.def(py::init<>());
-  def_pointer(conv, "x", &GraphConvParams::x);
-  def_pointer(conv, "weight_t", &GraphConvParams::weight_t);
-  def_pointer(conv, "adjacency", &GraphConvParams::adjacency);
-  def_pointer(conv, "bias", &GraphConvParams::bias);
-  def_pointer(conv, "out", &GraphConvParams::out);
-  def_pointer(conv, "residual_weight_t", &GraphConvParams::residual_weight_t);
-  def_pointer(conv, "residual_bias", &GraphConvParams::residual_bias);
-  def_pointer(conv, "gcn_out", &GraphConvParams::gcn_out);
-  conv.def_readwrite("residual", &GraphConvParams::residual)
-      .def_readwrite("rows", &GraphConvParams::rows)
-      .def_readwrite("joints", &GraphConvParams::joints)
-      .def_readwrite("in_channels", &GraphConvParams::in_channels)
-      .def_readwrite("kernels", &GraphConvParams::kernels)
-      .def_readwrite("out_channels", &GraphConvParams::out_channels)
-      .def_readwrite("dtype", &GraphConvParams::dtype)
-      .def_readwrite("isa", &GraphConvParams::isa)
-      .def_readwrite("num_threads", &GraphConvParams::num_threads);
-
-  py::class_<GraphConvBackwardParams> conv_back(m, "GraphConvBackwardParams");
-  conv_back.def(py::init<>());
-  def_pointer(conv_back, "grad_out", &GraphConvBackwardParams::grad_out);
-  def_pointer(conv_back, "out", &GraphConvBackwardParams::out);
-  def_pointer(conv_back, "weight", &GraphConvBackwardParams::weight);
-  def_pointer(conv_back, "adjacency_t", &GraphConvBackwardParams::adjacency_t);
-  def_pointer(conv_back, "grad_x", &GraphConvBackwardParams::grad_x);
-  def_pointer(conv_back, "residual_weight", &GraphConvBackwardParams::residual_weight);
-  def_pointer(conv_back, "gcn_out", &GraphConvBackwardParams::gcn_out);
-  conv_back.def_readwrite("residual", &GraphConvBackwardParams::residual)
-      .def_readwrite("rows", &GraphConvBackwardParams::rows)
-      .def_readwrite("joints", &GraphConvBackwardParams::joints)
-      .def_readwrite("in_channels", &GraphConvBackwardParams::in_channels)
-      .def_readwrite("kernels", &GraphConvBackwardParams::kernels)
-      .def_readwrite("out_channels", &GraphConvBackwardParams::out_channels)
-      .def_readwrite("dtype", &GraphConvBackwardParams::dtype)
-      .def_readwrite("isa", &GraphConvBackwardParams::isa)
-      .def_readwrite("num_threads", &GraphConvBackwardParams::num_threads);
-
-  m.def("graph_conv", &graph_conv_forward, py::arg("params"),
-        py::call_guard<py::gil_scoped_release>(),
-        "Folded ST-GCN graph convolution on the host: ReLU(A (x W^T) + bias) per frame, "
-        "optionally with a spatial block's residual and last ReLU.");
-  m.def("graph_conv_backward", &graph_conv_backward, py::arg("params"),
-        py::call_guard<py::gil_scoped_release>(),
-        "Input gradient of graph_conv, given the forward's output.");
+  def_op(m, "ig_scale", &ig_scale,
+         "Build the IG step batch [N*m, t_max, J, C] and mask from packed ragged poses.");
+  def_op(m, "ig_reduce", &ig_reduce,
+         "Weighted step-gradient sum x (input - baseline), with joint/region/total sums.");
+  def_op(m, "graph_conv", &graph_conv,
+         "Folded ST-GCN graph convolution on the host: ReLU(A (x W^T) + bias) per frame, "
+         "optionally with a spatial block's residual and last ReLU.");
+  def_op(m, "graph_conv_backward", &graph_conv_backward,
+         "Input gradient of graph_conv, given the forward's output.");
   m.def("graph_conv_isas", &graph_conv_isas,
         "graph_conv variants this build has that this CPU runs, widest (the default) first.");
-  m.def("ig_scale", &ig_scale, py::arg("params"), py::call_guard<py::gil_scoped_release>(),
-        "Build the IG step batch [N*m, t_max, J, C] and mask from packed ragged poses.");
-  m.def("ig_reduce", &ig_reduce, py::arg("params"), py::call_guard<py::gil_scoped_release>(),
-        "Weighted step-gradient sum x (input - baseline), with joint/region/total sums.");
-  m.def("cuda_device_count", &cuda_device_count, "GPUs the CUDA runtime sees now (0 without a driver).");
+  m.def("cuda_device_count", &cuda_device_count,
+        "GPUs the CUDA runtime sees now (0 without a driver).");
   m.def("build_info", [] {
-    py::dict info;
-    info["version"] = NMMFAST_VERSION;
-#ifdef NMMFAST_WITH_CUDA
-    info["cuda_compiled"] = true;
-    info["cuda_architectures"] = NMMFAST_CUDA_ARCHS;
-    info["cuda_compiler"] = NMMFAST_CUDA_COMPILER_VERSION;
-#else
-    info["cuda_compiled"] = false;
-    info["cuda_architectures"] = "";
-    info["cuda_compiler"] = "";
-#endif
-    return info;
+    const BuildInfo info = build_info();
+    py::dict out;
+    out["version"] = info.version;
+    out["cuda_compiled"] = info.cuda_compiled;
+    out["cuda_architectures"] = info.cuda_architectures;
+    out["cuda_compiler"] = info.cuda_compiler;
+    return out;
   }, "Version, whether the CUDA kernels were compiled, and for which architectures.");
 }

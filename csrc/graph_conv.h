@@ -41,7 +41,8 @@ struct GraphConvParams {
   int64_t out_channels = 0;           // C
   DType dtype = DType::Float32;       // float32 or float64, every buffer
   GraphConvIsa isa = GraphConvIsa::Auto;
-  int32_t num_threads = 1;
+  int32_t device = -1;                // -1: host memory, the only kind this op has a kernel for
+  int32_t num_threads = 1;            // host threads
 };
 
 struct GraphConvBackwardParams {
@@ -60,11 +61,16 @@ struct GraphConvBackwardParams {
   int64_t out_channels = 0;
   DType dtype = DType::Float32;
   GraphConvIsa isa = GraphConvIsa::Auto;
+  int32_t device = -1;
   int32_t num_threads = 1;
 };
 
-void graph_conv_forward(const GraphConvParams& params);
+// Host only: on GPUs the model runs the same function as two PyTorch matmuls
+// (graph_conv_reference), so there is no graph_conv_cuda; the dispatcher rejects device memory.
+void graph_conv(const GraphConvParams& params);
 void graph_conv_backward(const GraphConvBackwardParams& params);
+void graph_conv_cpu(const GraphConvParams& params);
+void graph_conv_backward_cpu(const GraphConvBackwardParams& params);
 // The variants this build has that this CPU can run, widest first ("avx512", "avx2", "generic").
 std::vector<std::string> graph_conv_isas();
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmmfast.model.fused_graph_conv import (
+from nmmfast.kernels import (
     fused_graph_conv,
     fused_graph_conv_usable,
-    graph_conv_reference,
     kernel_isas,
 )
+from nmmfast.kernels._reference import graph_conv_reference
 from nmmfast.model.stgcn import FoldedGraphConv, GraphConv, part_adjacency
 
 ISAS = kernel_isas()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nmmfast._reference import ig_reduce_reference, ig_scale_reference
 from nmmfast.kernels import IgReduceResult, ig_reduce, ig_scale
+from nmmfast.kernels._reference import ig_reduce_reference, ig_scale_reference
 from nmmfast.testing import assert_within_plain_error, grad_dtypes, out_dtypes, pose_dtypes
 
 BASELINES = ["zero", "shared", "packed"]

@@ -14,10 +14,18 @@
 
 namespace nmmfast {
 
-// Values match the dtype codes used by nmmfast/kernels.py.
+// Values match the dtype codes used by the wrappers in nmmfast/kernels/.
 enum class DType : int32_t { Float32 = 0, Float16 = 1, BFloat16 = 2, Float64 = 3 };
 
-const char* dtype_name(DType dtype);
+inline const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
+    case DType::Float64: return "float64";
+  }
+  return "unknown";
+}
 
 // Storage-only 16-bit types: bit patterns, converted through float.
 struct half_t {

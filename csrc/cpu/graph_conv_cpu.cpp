@@ -1,7 +1,7 @@
-// Host dispatch for graph_conv: checks the arguments, then runs the widest kernel this CPU has.
-#include <stdexcept>
-#include <string>
-
+// Host implementation of graph_conv: picks the compiled variant (graph_conv_kernel.h built per
+// instruction set) that this CPU runs, the widest unless the caller asks for one. The arguments are
+// checked by the dispatcher, graph_conv.cpp.
+#include "common/check.h"
 #include "graph_conv.h"
 
 namespace nmmfast {
@@ -36,19 +36,6 @@ bool cpu_has(GraphConvIsa isa) {
   }
 }
 
-GraphConvIsa resolve(GraphConvIsa requested, const char* op) {
-  static const GraphConvIsa widest = [] {
-    for (auto isa : {GraphConvIsa::Avx512, GraphConvIsa::Avx2})
-      if (cpu_has(isa)) return isa;
-    return GraphConvIsa::Generic;
-  }();
-  if (requested == GraphConvIsa::Auto) return widest;
-  if (!cpu_has(requested))
-    throw std::invalid_argument(std::string("nmmfast._C.") + op +
-                                ": the requested instruction set is not built or not on this CPU");
-  return requested;
-}
-
 const char* isa_name(GraphConvIsa isa) {
   switch (isa) {
     case GraphConvIsa::Avx512: return "avx512";
@@ -57,25 +44,16 @@ const char* isa_name(GraphConvIsa isa) {
   }
 }
 
-void check(int64_t rows, int64_t joints, int64_t in_channels, int64_t kernels,
-           int64_t out_channels, DType dtype, const char* op) {
-  if (rows < 0 || joints <= 0 || in_channels <= 0 || kernels <= 0 || out_channels <= 0)
-    throw std::invalid_argument(std::string("nmmfast._C.") + op +
-                                ": rows must be >= 0 and joints, channels, kernels positive");
-  if (dtype != DType::Float32 && dtype != DType::Float64)
-    throw std::invalid_argument(std::string("nmmfast._C.") + op +
-                                ": float32 or float64 only, got " + dtype_name(dtype));
-}
-
-void check_residual(GraphConvResidual residual, int64_t in_channels, int64_t out_channels,
-                    bool buffers, const char* op) {
-  if (residual == GraphConvResidual::Identity && in_channels != out_channels)
-    throw std::invalid_argument(std::string("nmmfast._C.") + op +
-                                ": an identity residual needs C_in == C");
-  if (residual != GraphConvResidual::None && !buffers)
-    throw std::invalid_argument(std::string("nmmfast._C.") + op +
-                                ": a residual needs its weights and the graph convolution's "
-                                "own output buffer");
+GraphConvIsa resolve(GraphConvIsa requested, const char* op) {
+  static const GraphConvIsa widest = [] {
+    for (auto isa : {GraphConvIsa::Avx512, GraphConvIsa::Avx2})
+      if (cpu_has(isa)) return isa;
+    return GraphConvIsa::Generic;
+  }();
+  if (requested == GraphConvIsa::Auto) return widest;
+  NMM_CHECK(cpu_has(requested), op, "isa ", isa_name(requested),
+            " is not built or not supported by this CPU (see graph_conv_isas())");
+  return requested;
 }
 
 }  // namespace
@@ -87,13 +65,7 @@ std::vector<std::string> graph_conv_isas() {
   return names;
 }
 
-void graph_conv_forward(const GraphConvParams& p) {
-  check(p.rows, p.joints, p.in_channels, p.kernels, p.out_channels, p.dtype, "graph_conv");
-  check_residual(p.residual, p.in_channels, p.out_channels,
-                 p.gcn_out && (p.residual != GraphConvResidual::Linear ||
-                               (p.residual_weight_t && p.residual_bias)),
-                 "graph_conv");
-  if (p.rows == 0) return;
+void graph_conv_cpu(const GraphConvParams& p) {
   switch (resolve(p.isa, "graph_conv")) {
 #if defined(NMMFAST_X86_KERNELS)
     case GraphConvIsa::Avx512: return avx512::graph_conv_forward(p);
@@ -103,13 +75,7 @@ void graph_conv_forward(const GraphConvParams& p) {
   }
 }
 
-void graph_conv_backward(const GraphConvBackwardParams& p) {
-  check(p.rows, p.joints, p.in_channels, p.kernels, p.out_channels, p.dtype,
-        "graph_conv_backward");
-  check_residual(p.residual, p.in_channels, p.out_channels,
-                 p.gcn_out && (p.residual != GraphConvResidual::Linear || p.residual_weight),
-                 "graph_conv_backward");
-  if (p.rows == 0) return;
+void graph_conv_backward_cpu(const GraphConvBackwardParams& p) {
   switch (resolve(p.isa, "graph_conv_backward")) {
 #if defined(NMMFAST_X86_KERNELS)
     case GraphConvIsa::Avx512: return avx512::graph_conv_backward(p);

@@ -2,6 +2,8 @@
 // driver simply reports zero devices.
 #include <cuda_runtime.h>
 
+#include "build_info.h"
+
 namespace nmmfast {
 
 int cuda_device_count() {

@@ -5,7 +5,7 @@ aggregation over neighbours one batched matmul, and the temporal convolution run
 channels-last path; no 5-D einsum and no layout copies between blocks. In eval mode a block can
 fold its batch norms into the layers before them (`STGCNBlock.fold_batch_norm`): the graph
 convolution then becomes a `FoldedGraphConv` with its constants precomputed, which runs as one
-fused kernel per frame on the host (`nmmfast.model.fused_graph_conv`).
+fused kernel per frame on the host (`nmmfast.kernels.fused_graph_conv`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmmfast.model.fused_graph_conv import (
-    fused_graph_conv,
-    fused_graph_conv_usable,
-    graph_conv_reference,
-)
+from nmmfast.kernels import fused_graph_conv, fused_graph_conv_usable
+from nmmfast.kernels._reference import graph_conv_reference
 
 __all__ = [
     "FoldedGraphConv",

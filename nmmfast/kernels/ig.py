@@ -1,9 +1,9 @@
-"""Integrated Gradients kernels on packed ragged poses.
+"""Integrated Gradients kernels on packed ragged poses: the `ig_scale` / `ig_reduce` wrappers.
 
 `ig_scale` builds the (sample x step point) input batch in one pass; `ig_reduce` folds the step
 gradients back into attributions plus per-joint, per-region and completeness sums in one pass. Both
 take NumPy arrays or torch tensors (CPU, or CUDA on the tensor's current stream) and return the kind
-they were given. The plain-PyTorch definitions they must match live in `nmmfast._reference`.
+they were given. The plain-PyTorch definitions they must match live in `nmmfast.kernels._reference`.
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def ig_reduce(
         n_regions: R (default: max(region_of_joint) + 1).
         out: optional preallocated IgReduceResult of torch tensors (contiguous, packed's dtype
             and device, the shapes below) that the kernel overwrites and returns, so a caller
-            running many batches writes into memory it already holds (reused pages are written
-            several times faster than fresh ones).
+            running many batches writes into memory it already holds (fresh allocations pay a
+            page fault on the first write of every page; reused pages do not).
         check_finite: raise ValueError when an attribution comes out NaN or inf (a host sync
             on CUDA).
         nonfinite: instead, an int32 [1] tensor on packed's device that the kernel sets to 1

@@ -1,9 +1,12 @@
-"""Plain-PyTorch definitions of the compiled kernels: the oracle the tests compare against and the
-straightforward formulation the benchmarks measure. Written for clarity, one sample at a time."""
+"""Plain-PyTorch twins of the compiled kernels (`ig_scale`, `ig_reduce`, `graph_conv`): the oracle
+the tests compare against, the straightforward formulation the benchmarks measure, and the path the
+model takes where the fused kernel does not apply (`graph_conv_reference` on GPUs and under
+autocast). Written for clarity; the IG twins go one sample at a time."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def _sample_baseline(
@@ -89,3 +92,17 @@ def ig_reduce_reference(
         joint_signed @ one_hot,
         joint_signed.sum(1),
     )
+
+
+def graph_conv_reference(
+    x: torch.Tensor, weight: torch.Tensor, adjacency: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Reference `nmmfast.kernels.fused_graph_conv` without a residual (any device and dtype).
+
+    x [N, T, V, C_in], weight [K·C, C_in], adjacency [V, V·K], bias [V, C] -> [N, T, V, C]:
+    out[w, c] = ReLU(Σ_{u,k} adjacency[w, u·K + k] (x[u] · weight[k·C + c]) + bias[w, c])."""
+    n, t, v, _ = x.shape
+    out_channels = bias.shape[1]
+    y = F.linear(x, weight).reshape(n * t, -1, out_channels)
+    y = torch.baddbmm(bias.expand(n * t, -1, -1), adjacency.expand(n * t, -1, -1), y)
+    return y.relu_().view(n, t, v, out_channels)

@@ -5,17 +5,17 @@
 ReLU on the way out; its backward does the same for the input gradient, masked by the saved
 output. A spatial ST-GCN block's residual and last ReLU can ride along (`residual=`). Weights
 and adjacency are constants: only the input gets a gradient, which is all the attribution engine
-and decoding need. `graph_conv_reference` is the plain-PyTorch definition the kernel must match.
+and decoding need. `nmmfast.kernels._reference.graph_conv_reference` is the plain-PyTorch
+definition the kernel must match.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from nmmfast import _native
 
-__all__ = ["fused_graph_conv", "fused_graph_conv_usable", "graph_conv_reference", "kernel_isas"]
+__all__ = ["fused_graph_conv", "fused_graph_conv_usable", "kernel_isas"]
 
 _DTYPES = {torch.float32: _native._C.DType.float32, torch.float64: _native._C.DType.float64}
 
@@ -35,18 +35,6 @@ def fused_graph_conv_usable(x: torch.Tensor) -> bool:
     )
 
 
-def graph_conv_reference(
-    x: torch.Tensor, weight: torch.Tensor, adjacency: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """x [N, T, V, C_in], weight [K·C, C_in], adjacency [V, V·K], bias [V, C] -> [N, T, V, C]:
-    out[w, c] = ReLU(Σ_{u,k} adjacency[w, u·K + k] (x[u] · weight[k·C + c]) + bias[w, c])."""
-    n, t, v, _ = x.shape
-    out_channels = bias.shape[1]
-    y = F.linear(x, weight).reshape(n * t, -1, out_channels)
-    y = torch.baddbmm(bias.expand(n * t, -1, -1), adjacency.expand(n * t, -1, -1), y)
-    return y.relu_().view(n, t, v, out_channels)
-
-
 def fused_graph_conv(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -58,7 +46,7 @@ def fused_graph_conv(
     residual: str | tuple[torch.Tensor, torch.Tensor] | None = None,
     isa: str | None = None,
 ) -> torch.Tensor:
-    """`graph_conv_reference` on the fused host kernel; differentiable in x only.
+    """`_reference.graph_conv_reference` on the fused host kernel; differentiable in x only.
 
     `residual` fuses a spatial ST-GCN block's tail as well: "identity" gives ReLU(gcn + x), a
     pair (R [C, C_in], r [C]) ReLU(gcn + x Rᵀ + r).
