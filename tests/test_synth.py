@@ -68,7 +68,7 @@ def test_same_seed_same_bytes_other_seed_differs():
 
 
 def test_threaded_rendering_matches_serial(monkeypatch):
-    import nmmfast.data.synth as synth
+    import nmmfast.data.synth.render as synth
 
     monkeypatch.setattr(synth, "_CHUNK_FRAMES", 256)  # many chunks
     monkeypatch.setattr(synth, "_RENDER_THREADS", 3)

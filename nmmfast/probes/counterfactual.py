@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nmmfast.metrics import is_question
-from nmmfast.skeleton import get_layout
+from nmmfast.skeleton import REGION_COCO, coco_region, get_layout
 
 __all__ = [
     "CATEGORIES",
@@ -31,14 +31,8 @@ __all__ = [
     "region_positions",
 ]
 
-# COCO-WholeBody joints of each region a probe can neutralise; "a+b" joins regions.
-REGION_COCO: dict[str, tuple[int, ...]] = {
-    "face": tuple(range(23, 91)),  # face-68
-    "head": tuple(range(0, 5)),  # nose, eyes, ears (body keypoints that follow the head)
-    "hands": tuple(range(91, 133)),  # both hands, 21 points each
-    "body": tuple(range(5, 23)),  # shoulders, elbows, wrists, hips, legs, feet
-}
-# "none" is the control (nothing neutralised: must change nothing), "all" the whole input.
+# Regions a probe can neutralise: those of `REGION_COCO` (nmmfast.skeleton.coco), "a+b" joining
+# several; "none" is the control (nothing neutralised: must change nothing), "all" the whole input.
 DEFAULT_REGIONS = ("none", "face", "head", "face+head", "hands", "body", "all")
 MODES = ("zero", "clip_mean", "signer_mean")
 CATEGORIES = ("question", "negation", "intensifier", "none")
@@ -57,15 +51,7 @@ def region_positions(layout: Any, region: str) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if region == "all":
         return np.arange(layout.num_joints, dtype=np.int64)
-    coco: set[int] = set()
-    for name in region.split("+"):
-        if name not in REGION_COCO:
-            raise ValueError(
-                f"unknown region {name!r} in {region!r}; expected {sorted(REGION_COCO)}, "
-                f"'a+b', 'all' or 'none'"
-            )
-        coco.update(REGION_COCO[name])
-    return np.flatnonzero(np.isin(layout.coco_indices, sorted(coco))).astype(np.int64)
+    return np.flatnonzero(np.isin(layout.coco_indices, coco_region(region))).astype(np.int64)
 
 
 def _joint_means(poses: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from nmmfast.skeleton.coco import FACE, NUM_COCO_JOINTS
+
 __all__ = [
     "CANONICAL_FACE",
     "FACE_COCO",
@@ -26,7 +28,7 @@ __all__ = [
     "tracking_report",
 ]
 
-FACE_COCO = np.arange(23, 91)  # COCO-WholeBody indices of face-68 points 0..67
+FACE_COCO = np.asarray(FACE)  # COCO-WholeBody indices of face-68 points 0..67
 # the body part's own head keypoints (nose, left eye, right eye) and the face-68 points that name
 # the same places: the nose tip, and the eyes' rings (the subject's left eye is face-42..47)
 HEAD_COCO = np.array([0, 1, 2])
@@ -176,7 +178,7 @@ def _points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints `coco` in pixels (or frame units) [T, K, 2] and their use weights [T, K]."""
     raw = np.asarray(raw)
-    if raw.ndim != 3 or raw.shape[1:] != (133, 3):
+    if raw.ndim != 3 or raw.shape[1:] != (NUM_COCO_JOINTS, 3):
         raise ValueError(
             f"face_coherence: raw must be [T, 133, 3] (x / width, y / height, score), "
             f"got shape {raw.shape}"

@@ -10,20 +10,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from nmmfast.data.synth.language import HAND_STATE
+from nmmfast.skeleton.coco import (
+    EYES,
+    FACE0,
+    LEFT_HAND0,
+    NOSE_TIP,
+    NUM_COCO_JOINTS,
+    NUM_FACE_POINTS,
+    NUM_HAND_POINTS,
+    RIGHT_HAND0,
+)
 
-# --------------------------------------------------------------------------------------------
-# COCO-WholeBody indices
-# --------------------------------------------------------------------------------------------
-FACE0 = 23  # face-k is COCO 23 + k
-LEFT_HAND0 = 91
-RIGHT_HAND0 = 112
-HEAD_BODY = (0, 1, 2, 3, 4)  # nose, eyes, ears
-BROWS = tuple(range(FACE0 + 17, FACE0 + 27))
-EYES = tuple(range(FACE0 + 36, FACE0 + 48))
-MOUTH = tuple(range(FACE0 + 48, FACE0 + 68))
-CHIN = tuple(FACE0 + k for k in range(6, 11))
-ALL_FACE = tuple(range(FACE0, FACE0 + 68))
-VEILED_FACE = tuple(i for i in range(68) if not 36 <= i <= 47)  # face-k hidden by a veil
+# face-k (face-local k, not COCO) hidden by a veil: all but the eyes
+VEILED_FACE = tuple(k for k in range(NUM_FACE_POINTS) if FACE0 + k not in EYES)
 # how a veil's hidden face points come out of the pose estimator: "mistrack", a whole face drawn
 # in a wrong place, size or orientation that moves smoothly (MISTRACK_MODES); "noise", points
 # scattered anew over the head every frame
@@ -260,7 +259,8 @@ def hand_points(config: np.ndarray, orientation_deg: np.ndarray) -> np.ndarray:
 def _rotate_xy(rotation: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Image-plane part of rotated points: rotation [N, 3, 3], points [N, P, 3] -> [N, P, 2].
 
-    Written out per component: NumPy's batched 3x3 products are several times slower."""
+    Written out per component: for stacks of tiny matrices that is quicker than NumPy's batched
+    matmul (timings: benchmarks/RESULTS.md)."""
     r = rotation[:, :2, :, None].astype(np.float32)  # [N, 2, 3, 1]
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     out = np.empty(points.shape[:2] + (2,), dtype=np.float32)
@@ -505,7 +505,7 @@ def pose_body_units(
     EXPRESSIONS); sway [N, 2] body offset -> [N, 133, 2] float64.
     """
     n = len(signer)
-    out = np.zeros((n, 133, 2), dtype=np.float32)
+    out = np.zeros((n, NUM_COCO_JOINTS, 2), dtype=np.float32)
     sh = table.shoulder_half[signer]
     left_handed = table.left_handed[signer]
     h = HAND_STATE
@@ -540,8 +540,8 @@ def pose_body_units(
     right = hand_points(right_state[:, 5:h], right_state[:, 2:5]) * hand_len
     left = hand_points(left_state[:, 5:h], left_state[:, 2:5]) * hand_len
     left[:, :, 0] *= -1.0  # a left hand is the mirror image of a right hand
-    out[:, RIGHT_HAND0 : RIGHT_HAND0 + 21] = right + right_wrist[:, None]
-    out[:, LEFT_HAND0 : LEFT_HAND0 + 21] = left + left_wrist[:, None]
+    out[:, RIGHT_HAND0 : RIGHT_HAND0 + NUM_HAND_POINTS] = right + right_wrist[:, None]
+    out[:, LEFT_HAND0 : LEFT_HAND0 + NUM_HAND_POINTS] = left + left_wrist[:, None]
 
     # head: identity face + expression, rotated about the neck pivot, projected
     face = table.face[signer]
@@ -554,8 +554,8 @@ def pose_body_units(
     face = _rotate_xy(rotation, face) + HEAD_PIVOT[:2].astype(np.float32)
     centre = np.stack([np.zeros(n), -table.neck[signer]], axis=-1)
     face = face * table.head_scale[signer][:, None, None] + centre[:, None]
-    out[:, FACE0 : FACE0 + 68] = face[:, :68]
-    out[:, 0] = face[:, 30]
+    out[:, FACE0 : FACE0 + NUM_FACE_POINTS] = face[:, :NUM_FACE_POINTS]
+    out[:, 0] = face[:, NOSE_TIP - FACE0]
     out[:, 1] = face[:, 42:48].mean(axis=1)
     out[:, 2] = face[:, 36:42].mean(axis=1)
     out[:, 3], out[:, 4] = face[:, 68], face[:, 69]
