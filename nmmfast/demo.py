@@ -43,15 +43,13 @@ class DemoSettings:
     # CSLR trains first; SLT then starts from the same partition's CSLR weights (embedding rows
     # matched by word) and needs fewer epochs than from scratch.
     cslr_epochs: int = 5
-    # 5 epochs: control SLT BLEU-4 59.5 / 49.4 / 50.2 and question marking right on 87.8 / 70.8 /
-    # 68.8 % of test clips (seeds 0 / 1 / 2), the whole study in about 9 minutes on 2 cores
-    # (benchmarks/RESULTS.md).
+    # the most epochs the 10-minute budget of the whole study allows (the study's section of
+    # benchmarks/RESULTS.md has what other budgets gave)
     slt_epochs: int = 5
     dev_epochs: int = 1  # only the last epochs are decoded on dev to pick the best one
     batch_size: int = 8
     lr: float = 1e-3
-    # Uni-Sign's 0.2 slows the tiny models down within 5 epochs: control CSLR dev WER 28.9 (seed
-    # 0) and 49.0 (seed 1) at 0.2, 23.9 and 23.4 at 0.1 (23.6 at 0 for seed 1)
+    # not Uni-Sign's 0.2: it slows the tiny models down, and 5 epochs leave no room for that
     label_smoothing: float = 0.1
     max_frames: int | None = None  # frames fed per clip; None: the config's (tiny: 64)
     dev_beam: int = 1  # beam of the per-epoch dev decoding that picks the best epoch
@@ -71,10 +69,13 @@ class DemoSettings:
     baseline: str = "zero"
     channels: str = "all"
     # the control SLT model attributed again with stop-gradients kept and under the other
-    # baselines, for the report's side-by-side tables: about 90 s of CPU, 60 s of wall time on 2
-    # cores, which the default study cannot afford within 10 minutes (`--compare` adds them;
-    # `--quick` always does, so every stage is exercised)
+    # baselines, for the report's side-by-side tables: opt-in, since the default study has to
+    # fit in 10 minutes (`--quick` always does it, so every stage is exercised)
     compare: bool = False
+    # the skeleton layouts compared: the first is the study's; each other one trains the control
+    # CSLR and SLT models again on it, and the control SLT models of all are compared on question
+    # marking, counterfactual flips and face / eyebrow shares (`nmmfast.probes.layout_ablation`)
+    layouts: tuple[str, ...] = ("unisign69",)
 
     def analysis(self) -> AnalysisSettings:
         """The settings of the stages after training: those of `nmmfast study`."""
@@ -113,7 +114,13 @@ class DemoSettings:
             ig_tolerance=None,
             probe_samples=24,
             compare=True,
+            layouts=("unisign69", "nmm87"),
         )
+
+    @property
+    def ablation(self) -> tuple[str, str] | None:
+        """The (partition, task) the layout ablation retrains and compares, when it runs."""
+        return ABLATION_PAIR if len(self.layouts) > 1 else None
 
 
 def _train_one(job: tuple) -> dict[str, Any]:
@@ -147,6 +154,9 @@ def _analyse_one(job: tuple) -> dict[str, float]:
 
 
 PROBE_KINDS = ("counterfactual", "identity")  # the probes that need a trained model
+ABLATION_PAIR = ("control", "slt")  # the model whose text depends on the NMMs
+# settings that only add outputs: a rerun with them changed adds what is missing
+ADDITIVE_SETTINGS = ("compare", "layouts")
 
 
 class Study:
@@ -176,12 +186,32 @@ class Study:
         )
 
     def _check_settings(self) -> None:
+        from nmmfast.skeleton import get_layout
+
+        layouts = self.settings.layouts
+        if not layouts or len(set(layouts)) != len(layouts):
+            raise ValueError(f"demo: layouts must be distinct names, got {list(layouts)}")
+        for name in layouts:
+            get_layout(name)
+        if len(layouts) > 1 and not (
+            ABLATION_PAIR[0] in self.settings.partitions and ABLATION_PAIR[1] in self.settings.tasks
+        ):
+            raise ValueError("demo: the layout ablation needs the control partition's SLT model")
         if not self.dirs.record.is_file():
             return
         previous = read_json(self.dirs.record).get("settings", {})
         current = json.loads(json.dumps(asdict(self.settings)))
-        # a setting an older record lacks reads as None, which matches only a None setting
-        changed = sorted(k for k in current if previous and previous.get(k) != current[k])
+        # A setting an older record lacks reads as None, which matches only a None setting;
+        # settings that only add outputs may change, except the study's own layout (records
+        # from before `layouts` existed were all made with unisign69).
+        primary = (previous.get("layouts") or ["unisign69"])[0] if previous else layouts[0]
+        changed = sorted(
+            k
+            for k in current
+            if previous and k not in ADDITIVE_SETTINGS and previous.get(k) != current[k]
+        )
+        if primary != layouts[0]:
+            changed.append("layouts (the first, the study's own)")
         if changed:
             raise ValueError(
                 f"{self.dirs.root} holds a study made with other settings ({', '.join(changed)}); "
@@ -206,6 +236,14 @@ class Study:
 
         previous = read_json(self.dirs.record) if self.dirs.record.is_file() else {}
         timings = {**previous.get("stage_seconds", {}), **self.timings}
+        # the outputs of additive settings stay in the directory, so the record keeps them
+        settings = asdict(self.settings)
+        before = previous.get("settings") or {}
+        settings["compare"] = settings["compare"] or bool(before.get("compare"))
+        settings["layouts"] = [
+            *settings["layouts"],
+            *(name for name in before.get("layouts") or () if name not in settings["layouts"]),
+        ]
         write_json_atomic(
             self.dirs.record,
             {
@@ -214,7 +252,7 @@ class Study:
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "machine": platform.platform(),
-                "settings": asdict(self.settings),
+                "settings": settings,
                 "stage_seconds": timings,
             },
         )
@@ -250,10 +288,18 @@ class Study:
         partition's CSLR model and starts from its weights; a free worker takes the first ready
         job in the order CSLR training, SLT training, probes, analysis. Finished jobs are
         reused."""
-        jobs = [("train", p, t) for t in ("cslr", "slt") for p in self.settings.partitions]
-        jobs = [job for job in jobs if job[2] in self.settings.tasks]
+        s = self.settings
+        jobs: list[tuple] = [
+            ("train", p, t, None) for t in ("cslr", "slt") for p in s.partitions if t in s.tasks
+        ]
         jobs.append(("probes",))
-        jobs += [("analyse", p, t) for p in self.settings.partitions for t in self.settings.tasks]
+        jobs += [("analyse", p, t, None) for p in s.partitions for t in s.tasks]
+        if s.ablation is not None:
+            partition, task = s.ablation
+            for layout in s.layouts[1:]:
+                jobs += [("train", partition, "cslr", layout), ("train", partition, task, layout)]
+                jobs.append(("analyse", partition, task, layout))
+            jobs += [("layout-probe", layout) for layout in s.layouts]
         pending = []
         for job in jobs:
             if self._job_done(job):
@@ -285,7 +331,7 @@ class Study:
                     job = running.pop(future)
                     result = future.result()
                     if job[0] == "train":
-                        self._record_training(job[1], job[2], result)
+                        self._record_training(job[1], job[2], job[3], result)
                     else:
                         self.timings.update(result)
                     self._write_record()
@@ -296,13 +342,19 @@ class Study:
 
     @staticmethod
     def _job_name(job: tuple) -> str:
-        return job[0] if len(job) == 1 else f"{job[0]} {job[1]}-{job[2]}"
+        if job[0] == "layout-probe":
+            return f"counterfactual @{job[1]}"
+        if len(job) == 1:
+            return job[0]
+        return f"{job[0]} {job[1]}-{job[2]}" + (f" @{job[3]}" if job[3] else "")
 
     def _job_done(self, job: tuple) -> bool:
         if job[0] == "train":
-            return self._trained(job[1], job[2])
+            return self._trained(job[1], job[2], job[3])
         if job[0] == "analyse":
-            return self.analysis.done(job[1], job[2])
+            return self._analysis(job[3]).done(job[1], job[2])
+        if job[0] == "layout-probe":
+            return self._layout_probe_path(job[1]).is_file()
         outputs = [self.dirs.probe("tracking")]
         if self._probed_run is not None:
             outputs += [self.dirs.probe(kind, *self._probed_run) for kind in PROBE_KINDS]
@@ -310,10 +362,12 @@ class Study:
 
     def _job_ready(self, job: tuple) -> bool:
         if job[0] == "train":
-            return self._ready(job[1], job[2])
+            return self._ready(job[1], job[2], job[3])
         if job[0] == "probes":
             return self._probed_run is None or self._trained(*self._probed_run)
-        return self._trained(job[1], job[2])
+        if job[0] == "layout-probe":
+            return self._trained(*ABLATION_PAIR, self._arm(job[1]))
+        return self._trained(job[1], job[2], job[3])
 
     @property
     def _probed_run(self) -> tuple[str, str] | None:
@@ -325,29 +379,61 @@ class Study:
 
     def _job_spec(self, job: tuple) -> tuple:
         if job[0] == "train":
-            return ("train", self._train_spec(job[1], job[2]))
+            return ("train", self._train_spec(job[1], job[2], job[3]))
         stages = [("probes", ())]
         if job[0] == "analyse":
             stages = [("analyse", job[1:])]
+        elif job[0] == "layout-probe":
+            stages = [("layout_probe", job[1:])]
         return ("analyse", (str(self.dirs.root), self.settings, stages))
 
-    def _trained(self, partition: str, task: str) -> bool:
-        return (self.dirs.run(partition, task) / "summary.json").is_file()
+    # --- the layout ablation's arms -------------------------------------------------------------
 
-    def _warm_source(self, partition: str, task: str) -> Path | None:
+    def _arm(self, layout: str) -> str | None:
+        """The arm of `layout`: None for the study's own layout, else the layout's name."""
+        return None if layout == self.settings.layouts[0] else layout
+
+    def _dirs(self, arm: str | None) -> StudyDir:
+        """Where an arm's runs and results live: the study itself for its own layout,
+        `<root>/layouts/<layout>/` for another."""
+        return self.dirs if arm is None else StudyDir.at(self.dirs.root / "layouts" / arm)
+
+    def _analysis(self, arm: str | None) -> Analysis:
+        if arm is None:
+            return self.analysis
+        dirs = self._dirs(arm)
+        settings = replace(
+            self.settings.analysis(), compare_stop_gradients=False, compare_baselines=False
+        )
+
+        def stage(name: str, done: Callable[[], bool], run: Callable[[], Any]) -> None:
+            self._stage(f"{name} @{arm}", done, run)
+
+        runs = {ABLATION_PAIR: dirs.run(*ABLATION_PAIR)}
+        return Analysis(dirs, self.dirs.corpus, runs, settings, stage, self.progress)
+
+    def _layout_probe_path(self, layout: str) -> Path:
+        return StudyDir.at(self.dirs.root / "layouts" / layout).probe(
+            "counterfactual", *ABLATION_PAIR
+        )
+
+    def _trained(self, partition: str, task: str, arm: str | None = None) -> bool:
+        return (self._dirs(arm).run(partition, task) / "summary.json").is_file()
+
+    def _warm_source(self, partition: str, task: str, arm: str | None = None) -> Path | None:
         """The run an SLT model starts from: its partition's CSLR run, when the study has one."""
         if task != "slt" or "cslr" not in self.settings.tasks:
             return None
-        return self.dirs.run(partition, "cslr")
+        return self._dirs(arm).run(partition, "cslr")
 
-    def _ready(self, partition: str, task: str) -> bool:
-        source = self._warm_source(partition, task)
-        return source is None or self._trained(partition, "cslr")
+    def _ready(self, partition: str, task: str, arm: str | None = None) -> bool:
+        source = self._warm_source(partition, task, arm)
+        return source is None or self._trained(partition, "cslr", arm)
 
-    def _train_spec(self, partition: str, task: str) -> tuple:
+    def _train_spec(self, partition: str, task: str, arm: str | None = None) -> tuple:
         s = self.settings
         epochs = s.slt_epochs if task == "slt" else s.cslr_epochs
-        source = self._warm_source(partition, task)
+        source = self._warm_source(partition, task, arm)
         options = {
             "config": s.config,
             "epochs": epochs,
@@ -360,21 +446,87 @@ class Study:
             "max_new_tokens": s.max_new_tokens,
             "init_from": None if source is None else str(source),
             "max_frames": s.max_frames,
+            "layout": arm or s.layouts[0],
         }
         return (
             str(self.dirs.corpus),
             partition,
             task,
-            str(self.dirs.run(partition, task)),
+            str(self._dirs(arm).run(partition, task)),
             options,
         )
 
-    def _record_training(self, partition: str, task: str, result: dict[str, Any]) -> None:
-        write_json_atomic(self.dirs.run(partition, task) / "summary.json", result)
-        self.timings[f"train {partition}-{task}"] = round(float(result.get("seconds", 0.0)), 2)
+    def _record_training(
+        self, partition: str, task: str, arm: str | None, result: dict[str, Any]
+    ) -> None:
+        write_json_atomic(self._dirs(arm).run(partition, task) / "summary.json", result)
+        name = f"train {partition}-{task}" + (f" @{arm}" if arm else "")
+        self.timings[name] = round(float(result.get("seconds", 0.0)), 2)
 
-    def analyse(self, partition: str, task: str) -> None:
-        self.analysis.analyse(partition, task)
+    def analyse(self, partition: str, task: str, arm: str | None = None) -> None:
+        self._analysis(arm).analyse(partition, task)
+
+    def layout_probe(self, layout: str) -> None:
+        """The counterfactual probe of the ablation: `FLIP_REGIONS` neutralised in every clip of
+        the split, with the control SLT model trained on `layout`."""
+        from nmmfast.data.partitions import load_partition
+        from nmmfast.probes.cli import write_json
+        from nmmfast.probes.counterfactual import counterfactual_probe
+        from nmmfast.probes.layout_ablation import FLIP_REGIONS
+
+        out = self._layout_probe_path(layout)
+        s = self.settings.analysis()
+
+        def run() -> None:
+            ids = load_partition(self.dirs.corpus, ABLATION_PAIR[0])[s.split]
+            result = counterfactual_probe(
+                self._analysis(self._arm(layout)).model(*ABLATION_PAIR),
+                self.dirs.corpus,
+                ids,
+                task=ABLATION_PAIR[1],
+                regions=("none", *FLIP_REGIONS),
+                num_beams=s.beam,
+                max_new_tokens=s.max_new_tokens,
+                progress=self.progress,
+            )
+            write_json(result, out)
+
+        self._stage(f"probe counterfactual @{layout}", out.is_file, run)
+
+    def layout_comparison(self) -> None:
+        """The arms of the layout ablation side by side (`probes/layouts-control-slt.json`)."""
+        from nmmfast.probes.cli import write_json
+        from nmmfast.probes.layout_ablation import PROBE_NAME, LayoutArm, compare_layouts
+
+        s = self.settings
+        if s.ablation is None:
+            return
+        out = self.dirs.probe(PROBE_NAME, *ABLATION_PAIR)
+
+        def done() -> bool:
+            if not out.is_file():
+                return False
+            return [row["layout"] for row in read_json(out)["layouts"]] == list(s.layouts)
+
+        def run() -> None:
+            arms = []
+            for layout in s.layouts:
+                dirs = self._dirs(self._arm(layout))
+                arms.append(
+                    LayoutArm(
+                        layout=layout,
+                        predictions=dirs.predictions(*ABLATION_PAIR),
+                        counterfactual=self._layout_probe_path(layout),
+                        attribution=dirs.attribution(*ABLATION_PAIR),
+                    )
+                )
+            pair = "-".join(ABLATION_PAIR)
+            result = compare_layouts(
+                arms, pair=pair, task=ABLATION_PAIR[1], channels=s.channels, seed=s.seed
+            )
+            write_json(result, out)
+
+        self._stage("layout comparison", done, run)
 
     def probes(self) -> None:
         """Tracking failure over the whole corpus; counterfactual regions and signer identity
@@ -393,7 +545,8 @@ class Study:
         return path
 
     def run_all(self) -> Path:
-        for step in (self.corpus, self.partitions, self.models_and_analysis):
+        steps = (self.corpus, self.partitions, self.models_and_analysis, self.layout_comparison)
+        for step in steps:
             step()
         return self.report()
 
@@ -419,6 +572,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="also attribute the control SLT model with the other stop-gradient setting and "
         "under the other baselines (about a minute more; --quick always does)",
     )
+    parser.add_argument(
+        "--layouts",
+        type=_layout_list,
+        help="comma-separated skeleton layouts, e.g. unisign69,nmm87: the first is the study's "
+        "(default unisign69); each other one trains the control CSLR and SLT models again on "
+        "it, and the report compares question marking, counterfactual flips and face / eyebrow "
+        "shares (about 4 minutes more per layout; --quick: unisign69,nmm87)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--workers",
@@ -433,6 +594,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default 1: the tiny models gain nothing from more, "
         "and extra threads contend on small machines)",
     )
+
+
+def _layout_list(text: str) -> tuple[str, ...]:
+    from nmmfast.skeleton import available_layouts
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in available_layouts()]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct layouts from {', '.join(available_layouts())}, got {text!r}"
+        )
+    return names
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -451,6 +624,7 @@ def run_cli(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         channels=args.channels,
         compare=settings.compare or args.compare,
+        layouts=args.layouts or settings.layouts,
     )
     began = time.perf_counter()
     study = Study(args.out, settings, progress=not args.no_progress, workers=args.workers)

@@ -9,6 +9,8 @@ report and users running the stages by hand agree on one layout.
     <root>/attribution/<partition>-<task>/
     <root>/probes/<probe>[-<partition>-<task>].json   (marker-words-<partition>-<task>.json:
                                         per-token shares of a word list's tokens)
+    <root>/layouts/<layout>/            `nmmfast demo --layouts`: another layout's runs and
+                                        results, in this same layout
     <root>/report/index.html            and the tables as CSV / JSON
     <root>/study.json                   what produced all of it: settings, versions, stage times
 """
@@ -405,7 +407,7 @@ class Analysis:
             from nmmfast.probes.counterfactual import counterfactual_probe
 
             result = counterfactual_probe(
-                self._model(partition, task),
+                self.model(partition, task),
                 self.corpus,
                 ids[: s.probe_samples],
                 task=task,
@@ -420,7 +422,7 @@ class Analysis:
 
             try:
                 result = identity_probe(
-                    self._model(partition, task),
+                    self.model(partition, task),
                     self.corpus,
                     ids,
                     task=task,
@@ -436,7 +438,8 @@ class Analysis:
         )
         self.stage(f"probe identity {partition}-{task}", identity.is_file, run_identity)
 
-    def _model(self, partition: str, task: str) -> Any:
+    def model(self, partition: str, task: str) -> Any:
+        """A pair's run, its best weights loaded, in eval mode."""
         from nmmfast.model import load_model
 
         run = self.runs[partition, task]

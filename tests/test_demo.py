@@ -53,6 +53,7 @@ def test_report_embeds_every_section(study: StudyDir) -> None:
         "Counterfactual regions",
         "Signer identity",
         "reference study's labels",
+        "Layouts: what the eyebrows add",
     ):
         assert heading in page, heading
     assert "Not available" not in page
@@ -69,6 +70,36 @@ def test_planted_truth_is_recovered(study: StudyDir) -> None:
     assert counterfactual["regions"]["none"]["change_rate"] == 0
     assert counterfactual["regions"]["none"]["delta_log_p_mean"] == 0
     assert counterfactual["regions"]["all"]["delta_log_p_mean"] != 0
+
+
+def test_layout_ablation_compares_both_arms(study: StudyDir) -> None:
+    # --quick trains the control models again on nmm87 and compares them with the study's own
+    arm = StudyDir.at(study.root / "layouts" / "nmm87")
+    assert (arm.run("control", "slt") / "best.pt").is_file()
+    assert (arm.attribution("control", "slt") / "summary.json").is_file()
+    result = read_json(study.probe("layouts", "control", "slt"))
+    assert [row["layout"] for row in result["layouts"]] == ["unisign69", "nmm87"]
+    unisign, nmm = result["layouts"]
+    assert unisign["shares"]["brows"] is None and nmm["shares"]["brows"]["joints"] == 10
+    assert unisign["flips"]["brows"]["value"] == 0  # the brows are not in unisign69's input
+    questions = unisign["flips"]["face"]["n"]
+    assert questions > 0 and nmm["flips"]["face"]["n"] == questions
+    assert result["answer"].startswith("Neutralising the face")
+    probe = read_json(arm.probe("counterfactual", "control", "slt"))
+    assert probe["settings"]["layout"] == "nmm87"
+    test_ids = read_json(study.corpus / "partitions" / "control.json")["test"]
+    assert probe["n"] == len(test_ids)
+
+
+def test_layouts_only_add_outputs(study: StudyDir, capsys) -> None:
+    threads = torch.get_num_threads()
+    try:
+        args = ["demo", "--quick", "--out", str(study.root), "--no-progress"]
+        assert main([*args, "--layouts", "unisign69"]) == 0
+        assert main([*args, "--layouts", "nmm87,unisign69"]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert "layouts (the first, the study's own)" in capsys.readouterr().err
 
 
 def test_rerun_reuses_finished_stages(study: StudyDir, capsys) -> None:

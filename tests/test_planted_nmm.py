@@ -93,7 +93,7 @@ def _is_question(row) -> bool:
 
 
 def _face_head(model) -> torch.Tensor:
-    from nmmfast.report.build import face_head_mask
+    from nmmfast.probes.planted import face_head_mask
     from nmmfast.skeleton import get_layout
 
     return torch.from_numpy(face_head_mask(get_layout(model.config.layout)))

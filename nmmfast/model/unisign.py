@@ -94,12 +94,11 @@ CONFIGS: dict[str, ModelConfig] = {
     # Uni-Sign's exact sizes: pose side 5,346,088 parameters with mT5-base (d_model 768).
     "unisign-base": ModelConfig(name="unisign-base"),
     # Small enough to train on SynNMM on 2 CPU cores: narrow pose side, at most 64 frames (random
-    # sorted subsets in training, uniform at evaluation), a 2+2-layer T5 without dropout (from
-    # scratch on SynNMM control, dropout 0.1 left dev WER ~20 points higher after 4-5 epochs).
-    # Projection init std 1.0 (control CSLR test WER after 5 epochs: 39.9 at Uni-Sign's 0.02,
-    # 27.6 at 1.0, 21.6 at 2.0); at 2.0 the planted-truth model of tests/test_planted_nmm.py gives
-    # other tokens nearly the question tokens' face+head share (0.39 vs 0.45; 0.36 vs 0.58 at
-    # 1.0) and that check fails.
+    # sorted subsets in training, uniform at evaluation), a 2+2-layer T5 without dropout (a model
+    # trained for a few epochs from scratch has nothing to regularise yet). Projection init std
+    # 1.0: the pose embeddings start at the scale of the prompt's embeddings instead of far
+    # below them (`PoseEncoderConfig.projection_init_std`). Figures behind both choices:
+    # benchmarks/RESULTS.md, "The whole study".
     "tiny": ModelConfig(
         name="tiny",
         pose=PoseEncoderConfig(
