@@ -548,7 +548,7 @@ def test_packed_batches_match_one_sample_per_batch_and_captum(seed: int) -> None
 
 
 def test_rows_tuner_moves_towards_the_faster_size() -> None:
-    from nmmfast.attribution.integrated_gradients import RowsTuner
+    from nmmfast.attribution.calibration import RowsTuner
 
     tuner = RowsTuner(start=16, limits=(4, 128), tries=2)
     cost = {4: 3.0, 8: 2.0, 16: 1.5, 32: 1.0, 64: 1.2, 128: 2.0}  # seconds per frame

@@ -187,11 +187,10 @@ def run_attribution(
 
     if target not in ("decoded", "reference"):
         raise ValueError(f"target must be 'decoded' or 'reference', got {target!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    # refuses a method or steps the rule cannot take, before any file is written
+    quadrature(method, n_steps)
     if samples_per_call < 1:
         raise ValueError(f"samples_per_call must be >= 1, got {samples_per_call}")
-    quadrature(method, n_steps)  # refuses steps the rule cannot take, before any file is written
     if tolerance is not None and not tolerance > 0:
         raise ValueError(f"tolerance must be > 0, got {tolerance}")
     if max_steps < n_steps:

@@ -1,4 +1,4 @@
-"""Locally adaptive Simpson panels: steps where the path needs them, and only there.
+"""Simpson panel maths for locally adaptive Integrated Gradients: pure, no model or batches.
 
 On any stretch [a, b] of the straight path from the baseline to the input, completeness is known
 exactly: the quadrature of the directional derivative over [a, b] must equal F(b) − F(a), and every
@@ -8,12 +8,8 @@ integrand is hard. On trained pose→text models that is a narrow stretch where 
 log-probability jumps (a peak of the integrand a few hundredths of α wide) on top of the small
 kinks every ReLU adds; a global rule resolves the peak only by spending its points everywhere.
 Bisecting a panel keeps its three nodes and adds two (the quarter points), so nothing evaluated is
-thrown away.
-
-`refine_panels` runs `IntegratedGradients.attribute(method="simpson", tolerance=...)`: uniform
-panels to start, then per sample and round panels bisected where the error is, until the error
-is within tolerance or `max_steps` nodes are in use. Rounds run over all pending samples at once,
-so their new points share batches. Two stopping rules (`STOP_RULES`):
+thrown away. `refinement.refine_panels` runs the rounds; this module decides, per sample, which
+panels to bisect. Two stopping rules (`STOP_RULES`):
 
 - `joint` (the default): the error of the per-joint attributions. Each panel compares its
   Simpson sum with the one-panel Simpson sum of its parent (the panel it was bisected from, or
@@ -26,28 +22,38 @@ so their new points share batches. Two stopping rules (`STOP_RULES`):
   fewer, fuller rounds, as a pass of a few rows costs nearly what a full batch does.
 - `signed`: only the completeness delta, the signed sum of the panel defects; each round bisects
   the panel with the largest |defect| (globally adaptive: the fewest points). Defects of
-  opposite sign cancel, and one number says nothing about how the total is split among joints:
-  on the benchmark models it met 0.13–0.4 % completeness with per-joint errors of 2–7 %, five to
-  ten times those of captum's 50 Gauss–Legendre points (benchmarks/RESULTS.md).
+  opposite sign cancel, and one number says nothing about how the total is split among joints,
+  so it can be met while the per-joint attributions are still far off.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-if TYPE_CHECKING:
-    from nmmfast.attribution.integrated_gradients import _Run
-
-__all__ = ["STOP_RULES", "Node", "refine_panels"]
+__all__ = [
+    "RICHARDSON_GAIN",
+    "STOP_RULES",
+    "Node",
+    "Panel",
+    "bisect",
+    "check_stop",
+    "composite_sum",
+    "panels_to_bisect",
+    "starting_panels",
+]
 
 STOP_RULES = ("joint", "signed")
 # How much more accurate the bisected pair is taken to be than its parent's one-panel sum.
-# Richardson's 15 holds for smooth integrands; dF/dα has ReLU kinks and narrow peaks the first
-# nodes barely see, where 15 stops panels early (a peak 1/25 of the path wide, half resolved:
-# 33 % per-joint error at tolerance 1 %); 4 met the tolerance on it and on the benchmarks.
+# Richardson's 15 holds for smooth integrands; dF/dα has ReLU kinks and narrow peaks that the
+# first nodes barely see, and there 15 trusts a half-resolved peak and stops panels early. A
+# smaller gain assumes less smoothness than the integrand may lack.
 RICHARDSON_GAIN = 4.0
+
+# A panel (lo, hi) of the path and its parent (the panel it was bisected from, or for a starting
+# panel the pair it belongs to; None for an unpaired last starting panel).
+Panel = tuple[tuple[float, float], tuple[float, float] | None]
 
 
 class Node(NamedTuple):
@@ -57,6 +63,72 @@ class Node(NamedTuple):
     slope: float  # dF/dα there: Σ of `attributions`
     attributions: torch.Tensor  # [K, T, J, C] ∂F/∂x·(x − b) at the point
     joints: torch.Tensor  # [K * J] float64 on the host: `attributions` summed over T and C
+
+
+def check_stop(stop: str) -> None:
+    if stop not in STOP_RULES:
+        raise ValueError(f"stop must be one of {STOP_RULES}, got {stop!r}")
+
+
+def starting_panels(n_points: int) -> tuple[list[Panel], list[float]]:
+    """The uniform panels of an `n_points` (odd) Simpson rule, with their parents, and the
+    distinct nodes they need, ascending. Node keys are the floats the panels compute, so a
+    panel always finds its nodes."""
+    count = max(1, (n_points - 1) // 2)  # Simpson's n (odd) points: (n − 1) / 2 panels
+    start = [(k / count, (k + 1) / count) for k in range(count)]
+    parents: list[tuple[float, float] | None] = [
+        (start[k & ~1][0], start[k | 1][1]) if (k | 1) < count else None for k in range(count)
+    ]
+    nodes = sorted({a for lo, hi in start for a in (lo, (lo + hi) / 2, hi)})
+    return list(zip(start, parents, strict=True)), nodes
+
+
+def panels_to_bisect(
+    panels: list[Panel], nodes: dict[float, Node], *, tolerance: float, stop: str
+) -> tuple[bool, list[int]]:
+    """(whether the sample met the tolerance under `stop`, the indices of the panels to
+    bisect next, most urgent first)."""
+    defects = [_defect(nodes, lo, hi) for (lo, hi), _ in panels]
+    complete = abs(sum(defects)) <= tolerance * abs(nodes[1.0].f - nodes[0.0].f)
+    worst_defect = [max(range(len(panels)), key=lambda k: abs(defects[k]))]
+    if stop == "signed":
+        return complete, worst_defect
+    errors = [float(_joint_error(nodes, lo, hi, up).sum()) for (lo, hi), up in panels]
+    estimate = sum(_simpson_joints(nodes, lo, hi) for (lo, hi), _ in panels)
+    budget = tolerance * float(estimate.abs().sum())
+    if sum(errors) > budget:
+        # every panel over its share of the budget, so a round's points fill batches
+        share = budget / len(panels)
+        return False, sorted(
+            (k for k in range(len(panels)) if errors[k] > share), key=lambda k: -errors[k]
+        )
+    return complete, [] if complete else worst_defect
+
+
+def bisect(panels: list[Panel], chosen: set[int]) -> tuple[list[Panel], list[float]]:
+    """`panels` with those at indices `chosen` halved, and the new nodes (their quarter
+    points) in panel order."""
+    refined: list[Panel] = []
+    new: list[float] = []
+    for k, ((lo, hi), parent) in enumerate(panels):
+        if k not in chosen:
+            refined.append(((lo, hi), parent))
+            continue
+        mid = (lo + hi) / 2
+        refined += [((lo, mid), (lo, hi)), ((mid, hi), (lo, hi))]
+        new += [(lo + mid) / 2, (mid + hi) / 2]
+    return refined, new
+
+
+def composite_sum(panels: list[Panel], nodes: dict[float, Node]) -> torch.Tensor:
+    """The composite Simpson sum [K, T, J, C] of the per-point attributions over `panels`."""
+    total = torch.zeros_like(nodes[0.0].attributions)
+    for (lo, hi), _ in panels:
+        mid, sixth = (lo + hi) / 2, (hi - lo) / 6
+        total.add_(nodes[lo].attributions, alpha=sixth)
+        total.add_(nodes[mid].attributions, alpha=4 * sixth)
+        total.add_(nodes[hi].attributions, alpha=sixth)
+    return total
 
 
 def _simpson_joints(nodes: dict[float, Node], lo: float, hi: float) -> torch.Tensor:
@@ -84,107 +156,3 @@ def _defect(nodes: dict[float, Node], lo: float, hi: float) -> float:
     mid = (lo + hi) / 2
     simpson = (hi - lo) / 6 * (nodes[lo].slope + 4 * nodes[mid].slope + nodes[hi].slope)
     return simpson - (nodes[hi].f - nodes[lo].f)
-
-
-def _evaluate(
-    run: _Run, nodes: dict[int, dict[float, Node]], requests: dict[int, list[float]]
-) -> None:
-    for i, (f, slopes, attributions) in run.point_values(requests).items():
-        if attributions:
-            # every point's per-joint sums in one host copy
-            joints = torch.stack(attributions).sum(dim=(2, 4)).flatten(1).double().cpu()
-        for k, (alpha, node) in enumerate(
-            zip(requests[i], zip(f, slopes, attributions, strict=True), strict=True)
-        ):
-            nodes[i][alpha] = Node(*node, joints[k])
-
-
-def refine_panels(
-    run: _Run,
-    active: list[int],
-    *,
-    start_steps: int,
-    tolerance: float,
-    max_steps: int,
-    stop: str = "joint",
-) -> tuple[dict[int, int], dict[int, bool]]:
-    """Attribute the samples at sorted positions `active` with adaptive Simpson panels.
-
-    Rounds run over all samples at once, so the new points of several samples share batches.
-    Writes each sample's attributions and F(x), F(b) into `run`. Returns, per sorted position,
-    the number of nodes of its final composite rule and whether it met the tolerance (`stop`:
-    one of STOP_RULES, see the module docstring).
-    """
-    if stop not in STOP_RULES:
-        raise ValueError(f"stop must be one of {STOP_RULES}, got {stop!r}")
-    count = max(1, (start_steps - 1) // 2)  # Simpson's n (odd) points: (n − 1) / 2 panels
-    start = [(k / count, (k + 1) / count) for k in range(count)]
-    # a starting panel's parent: the pair it belongs to (none for an unpaired last one)
-    start_parents: list[tuple[float, float] | None] = [
-        (start[k & ~1][0], start[k | 1][1]) if (k | 1) < count else None for k in range(count)
-    ]
-    panels = {i: list(zip(start, start_parents, strict=True)) for i in active}
-    nodes: dict[int, dict[float, Node]] = {i: {} for i in active}
-    # node keys are the floats the panels compute, so a panel always finds its nodes
-    first = sorted({a for lo, hi in start for a in (lo, (lo + hi) / 2, hi)})
-    _evaluate(run, nodes, {i: list(first) for i in active})
-    used: dict[int, int] = {}
-    converged: dict[int, bool] = {}
-    pending = list(active)
-    while pending:
-        requests: dict[int, list[float]] = {}
-        for i in pending:
-            mine, known = panels[i], nodes[i]
-            defects = [_defect(known, lo, hi) for (lo, hi), _ in mine]
-            complete = abs(sum(defects)) <= tolerance * abs(known[1.0].f - known[0.0].f)
-            split: list[int] = []
-            if stop == "joint":
-                errors = [float(_joint_error(known, lo, hi, up).sum()) for (lo, hi), up in mine]
-                estimate = sum(_simpson_joints(known, lo, hi) for (lo, hi), _ in mine)
-                budget = tolerance * float(estimate.abs().sum())
-                met = complete and sum(errors) <= budget
-                if sum(errors) > budget:
-                    # every panel over its share of the budget, so a round's points fill batches
-                    # (a pass of a few rows costs nearly what a full one does)
-                    share = budget / len(mine)
-                    split = sorted(
-                        (k for k in range(len(mine)) if errors[k] > share),
-                        key=lambda k: -errors[k],
-                    )
-                elif not complete:
-                    split = [max(range(len(mine)), key=lambda k: abs(defects[k]))]
-            else:
-                met = complete
-                split = [max(range(len(mine)), key=lambda k: abs(defects[k]))]
-            room = (max_steps - len(known)) // 2
-            if met or room < 1:
-                converged[i] = met
-                used[i] = _finish(run, i, [p for p, _ in mine], nodes.pop(i))  # frees nodes
-                continue
-            chosen = set(split[:room])
-            refined, new = [], []
-            for k, ((lo, hi), parent) in enumerate(mine):
-                if k not in chosen:
-                    refined.append(((lo, hi), parent))
-                    continue
-                mid = (lo + hi) / 2
-                refined += [((lo, mid), (lo, hi)), ((mid, hi), (lo, hi))]
-                new += [(lo + mid) / 2, (mid + hi) / 2]
-            panels[i] = refined
-            requests[i] = new
-        if requests:
-            _evaluate(run, nodes, requests)
-        pending = sorted(requests)
-    return used, converged
-
-
-def _finish(run: _Run, i: int, panels: list[tuple[float, float]], nodes: dict[float, Node]) -> int:
-    """Write sample i's composite Simpson sum and F values into `run`; its node count."""
-    total = torch.zeros_like(nodes[0.0].attributions)
-    for lo, hi in panels:
-        mid, sixth = (lo + hi) / 2, (hi - lo) / 6
-        total.add_(nodes[lo].attributions, alpha=sixth)
-        total.add_(nodes[mid].attributions, alpha=4 * sixth)
-        total.add_(nodes[hi].attributions, alpha=sixth)
-    run.set_result(i, total, f_input=nodes[1.0].f, f_baseline=nodes[0.0].f)
-    return 2 * len(panels) + 1

@@ -78,7 +78,7 @@ def quadrature(method: str, n_steps: int) -> Rule:
     true trapezoid rule on the same points (inner weights 1/(n−1)), exact for linear paths.
     `simpson`: composite Simpson on n (odd) equally spaced points 0 … 1, weights h/3 × (1, 4, 2,
     4, …, 2, 4, 1), exact for cubics on every panel; with a tolerance its panels are bisected
-    where they need it (`nmmfast.attribution.panels`).
+    where they need it (`nmmfast.attribution.refinement`).
     Points and weights are returned as float64 tensors.
     """
     _check(method, n_steps)

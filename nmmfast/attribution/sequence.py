@@ -14,11 +14,8 @@ from typing import Any
 
 import torch
 
-from nmmfast.attribution.integrated_gradients import (
-    IGResult,
-    IntegratedGradients,
-    fastest_rows,
-)
+from nmmfast.attribution.calibration import fastest_rows
+from nmmfast.attribution.integrated_gradients import IGResult, IntegratedGradients
 from nmmfast.attribution.quadrature import valid_steps
 
 __all__ = ["SequenceAttributor", "SequenceResult"]
