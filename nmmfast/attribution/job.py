@@ -360,17 +360,21 @@ def _sample_arrays(
         f_baseline = float(ig.f_baseline[row, :length].sum())
         total = float(ig.total[row, :length].sum())
         delta = total - (f_input - f_baseline)
+        # |Σ over tokens| per joint: the engine's sums are per token, so they are not it
+        joint_abs = attr.abs().sum(dim=(0, 2)).double()
+        joint_signed = attr.sum(dim=(0, 2)).double()
+        region_abs, region_signed = joint_abs @ one_hot.double(), joint_signed @ one_hot.double()
     else:
         f_input, f_baseline = float(ig.f_input[row]), float(ig.f_baseline[row])
         total, delta = float(ig.total[row]), float(ig.delta[row])
-    joint_abs = attr.abs().sum(dim=(0, 2))
-    joint_signed = attr.sum(dim=(0, 2))
+        joint_abs, joint_signed = ig.joint.abs[row], ig.joint.signed[row]
+        region_abs, region_signed = ig.region.abs[row], ig.region.signed[row]
     arrays.update(
-        joint_abs=joint_abs.double().numpy(),
+        joint_abs=joint_abs.numpy(),
         joint_abs_coords=attr[..., :2].abs().sum(dim=(0, 2)).double().numpy(),
-        joint_signed=joint_signed.double().numpy(),
-        region_abs=(joint_abs @ one_hot).double().numpy(),
-        region_signed=(joint_signed @ one_hot).double().numpy(),
+        joint_signed=joint_signed.numpy(),
+        region_abs=region_abs.numpy(),
+        region_signed=region_signed.numpy(),
         frame_region_abs=(attr.abs().sum(-1) @ one_hot).numpy(),
         total=np.float64(total),
         delta=np.float64(delta),
