@@ -218,7 +218,7 @@ class Analysis:
         self.marker_words(partition, task)
 
     def done(self, partition: str, task: str) -> bool:
-        from nmmfast.attribution.job import SUMMARY_FILE
+        from nmmfast.attribution.summary import SUMMARY_FILE
 
         variants = self.settings.variants((partition, task), list(self.runs))
         return all(
@@ -281,7 +281,8 @@ class Analysis:
     ) -> None:
         """A pair's attribution job; a `variant` (`AnalysisSettings.variants`) with the settings
         it `changed`."""
-        from nmmfast.attribution.job import SUMMARY_FILE, attribute_partition
+        from nmmfast.attribution.job import attribute_partition
+        from nmmfast.attribution.summary import SUMMARY_FILE
 
         out = self.dirs.attribution(partition, task, variant)
         s = self.settings

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmmfast.attribution.job import load_samples, run_attribution, summarize
+from nmmfast.attribution.job import run_attribution
 from nmmfast.attribution.shares import (
     attribution_shares,
     bootstrap_region_intervals,
@@ -19,6 +19,7 @@ from nmmfast.attribution.shares import (
     share_table,
     token_region_shares,
 )
+from nmmfast.attribution.summary import load_samples, summarize
 
 
 @pytest.fixture(scope="module")

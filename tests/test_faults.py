@@ -433,7 +433,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_attribution(run, corpus, tmp
     assert not (killed / "summary.json").exists()
     assert main([*args, "--out", str(killed)]) == 0
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    from nmmfast.attribution.job import load_samples
+    from nmmfast.attribution.summary import load_samples
 
     got, expected = load_samples(killed), load_samples(tmp_path / "whole")
     assert [s["id"] for s in got] == [s["id"] for s in expected]

@@ -177,7 +177,8 @@ def test_the_question_mark_draws_more_face_and_head_than_the_word_before_it(trai
 
 
 def test_study_attribution_and_counterfactual_recover_the_marker(trained, tmp_path) -> None:
-    from nmmfast.attribution.job import load_samples, run_attribution
+    from nmmfast.attribution.job import run_attribution
+    from nmmfast.attribution.summary import load_samples
     from nmmfast.probes.counterfactual import counterfactual_probe
 
     corpus, models, test_ids = trained

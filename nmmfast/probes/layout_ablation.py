@@ -172,8 +172,8 @@ def _flip_outcomes(arm: LayoutArm, references: Mapping[str, str]) -> dict[str, A
 def _group_shares(arm: LayoutArm, channels: str, n_resamples: int, seed: int) -> dict[str, Any]:
     """Pooled share (%) of each `SHARE_GROUPS` group with a bootstrap interval over clips; None
     for a group the layout lacks."""
-    from nmmfast.attribution.job import load_samples
     from nmmfast.attribution.shares import bootstrap_region_intervals
+    from nmmfast.attribution.summary import load_samples
     from nmmfast.skeleton import get_layout
 
     samples = load_samples(arm.attribution)

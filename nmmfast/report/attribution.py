@@ -160,8 +160,8 @@ def _variant_tables(report: Report, study: StudyDir, jobs: Sequence[tuple[str, s
 def _partition_differences(report: Report, jobs: Sequence[tuple[str, str, Path]]) -> None:
     """Each partition's face (and face+head where a head region exists) share minus the first
     partition's of the same task: bootstrap interval and permutation test over clips."""
-    from nmmfast.attribution.job import load_samples
     from nmmfast.attribution.shares import share_difference
+    from nmmfast.attribution.summary import load_samples
     from nmmfast.skeleton import get_layout
 
     by_task: dict[str, list[tuple[str, Path]]] = {}
@@ -211,8 +211,8 @@ def _partition_differences(report: Report, jobs: Sequence[tuple[str, str, Path]]
 
 
 def attribution_section(report: Report, study: StudyDir) -> None:
-    from nmmfast.attribution.job import load_samples
     from nmmfast.attribution.shares import SHARE_RULE, attribution_shares
+    from nmmfast.attribution.summary import load_samples
     from nmmfast.skeleton import get_layout
 
     report.heading("What the model relies on: attribution shares (Tables 3–5)")

@@ -46,7 +46,7 @@ def nmm_contrast_section(report: Report, study: StudyDir) -> None:
 def _planted_contrast(
     report: Report, study: StudyDir, rows_by_id: dict[str, dict[str, Any]]
 ) -> None:
-    from nmmfast.attribution.job import load_samples
+    from nmmfast.attribution.summary import load_samples
     from nmmfast.skeleton import get_layout
 
     report.heading("Do the planted non-manual markers draw attribution?")
